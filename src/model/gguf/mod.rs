@@ -1,0 +1,14 @@
+//! The GGUF container format: metadata and a directory of tensors over one
+//! memory map.
+
+mod cursor;
+mod ggml_type;
+mod reader;
+mod value;
+#[cfg(test)]
+mod tests;
+pub mod writer;
+
+pub use ggml_type::GgmlType;
+pub use reader::{GgufFile, TensorInfo};
+pub use value::{MetaArray, MetaValue};
