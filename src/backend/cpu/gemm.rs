@@ -1,0 +1,443 @@
+//! out[T×N] = x[T×K] · Wᵀ, W stored N×K in any `WeightFormat`.
+//!
+//! A task owns a panel of weight rows: it dequantizes them once into f32
+//! scratch, then runs a register-tiled kernel over every activation row of
+//! the step. Every output element is computed by the same sequence of
+//! instructions whatever T is and wherever its row falls in a tile: one
+//! 16-lane (or 8-lane) accumulator fed in k order, reduced the same way.
+//! That is what makes the kernel batch-invariant: a sequence's logits do
+//! not depend on what else shares its step.
+
+use super::dequant::dequantize;
+use super::isa::Isa;
+use super::pool::ComputePool;
+use crate::backend::bytes::SharedBytes;
+use crate::backend::quant::{WeightFormat, BLOCK};
+use std::cell::RefCell;
+
+/// A weight matrix as the CPU kernels hold it: rows × cols, row-major in
+/// its own format.
+#[derive(Clone, Debug)]
+pub struct CpuMatrix {
+    pub format: WeightFormat,
+    pub rows: usize,
+    pub cols: usize,
+    pub bytes: SharedBytes,
+}
+
+impl CpuMatrix {
+    /// `cols` must be a multiple of 32 and `bytes` hold exactly rows × cols.
+    pub fn new(format: WeightFormat, rows: usize, cols: usize, bytes: SharedBytes) -> Result<Self, String> {
+        if !cols.is_multiple_of(BLOCK) {
+            return Err(format!("row length {cols} is not a multiple of {BLOCK}"));
+        }
+        let want = rows * format.row_bytes(cols);
+        if bytes.len() != want {
+            return Err(format!("{} bytes for a {rows}×{cols} {} matrix, expected {want}", bytes.len(), format.name()));
+        }
+        Ok(CpuMatrix { format, rows, cols, bytes })
+    }
+
+    pub fn row_bytes(&self) -> usize {
+        self.format.row_bytes(self.cols)
+    }
+
+    /// Dequantizes one row (embedding lookups).
+    pub fn row_into(&self, isa: Isa, row: usize, out: &mut [f32]) {
+        let rb = self.row_bytes();
+        dequantize(isa, self.format, &self.bytes[row * rb..(row + 1) * rb], out);
+    }
+}
+
+/// Weight rows per task.
+const PANEL: usize = 16;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint columns of the output.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// Taking `self` makes closures capture the whole (Sync) wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Up to this many activation rows, weights are dequantized in registers
+/// and used at once (decode steps); above it, a dequantized panel is
+/// reused across rows (prefill and batched steps).
+const FUSED_MAX_ROWS: usize = 1;
+
+pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, out: &mut [f32]) {
+    let (k, n) = (w.cols, w.rows);
+    assert_eq!(x.len(), t * k, "activation shape");
+    assert_eq!(out.len(), t * n, "output shape");
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let n_panels = n.div_ceil(PANEL);
+    #[cfg(target_arch = "x86_64")]
+    if t <= FUSED_MAX_ROWS && isa != Isa::Scalar {
+        use super::blocks::x86::with_block;
+        let rb = w.row_bytes();
+        pool.run(n_panels, |p| {
+            let r0 = p * PANEL;
+            let rows = PANEL.min(n - r0);
+            let wp = w.bytes[r0 * rb..].as_ptr();
+            for i in 0..t {
+                let xi = &x[i * k..(i + 1) * k];
+                // SAFETY: rows r0..r0+rows exist; this task alone writes
+                // their columns.
+                let dst = unsafe { out_ptr.get().add(i * n + r0) };
+                match isa {
+                    Isa::Avx512 => with_block!(w.format, B => unsafe { x86::fused_avx512::<B>(xi, wp, rb, rows, dst) }),
+                    _ => with_block!(w.format, B => unsafe { x86::fused_avx2::<B>(xi, wp, rb, rows, dst) }),
+                }
+            }
+        });
+        return;
+    }
+    pool.run(n_panels, |p| {
+        let r0 = p * PANEL;
+        let rows = PANEL.min(n - r0);
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < rows * k {
+                s.resize(rows * k, 0.0);
+            }
+            let panel = &mut s[..rows * k];
+            let rb = w.row_bytes();
+            dequantize(isa, w.format, &w.bytes[r0 * rb..(r0 + rows) * rb], panel);
+            // SAFETY: this task alone writes columns r0..r0+rows.
+            unsafe { panel_kernel(isa, x, t, k, panel, rows, out_ptr.get(), n, r0) };
+        });
+    });
+}
+
+/// out[i*n + r0 + j] = x[i] · panel[j] for all i < t, j < rows.
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_kernel(isa: Isa, x: &[f32], t: usize, k: usize, panel: &[f32], rows: usize, out: *mut f32, n: usize, r0: usize) {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx512 => return x86::panel_avx512(x, t, k, panel, rows, out, n, r0),
+        Isa::Avx2 => return x86::panel_avx2(x, t, k, panel, rows, out, n, r0),
+        Isa::Scalar => {}
+    }
+    let _ = isa;
+    for i in 0..t {
+        let xi = &x[i * k..(i + 1) * k];
+        for j in 0..rows {
+            *out.add(i * n + r0 + j) = dot_scalar(xi, &panel[j * k..(j + 1) * k]);
+        }
+    }
+}
+
+/// Eight-lane partial sums in k order, then a fixed pairwise reduction: the
+/// portable kernel's own invariant order.
+pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += ca[l] * cb[l];
+        }
+    }
+    let mut tail = 0f32;
+    let done = a.len() / 8 * 8;
+    for i in done..a.len() {
+        tail += a[i] * b[i];
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])) + tail
+}
+
+// Register tiles read best as index loops.
+#[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::super::blocks::x86::Block;
+    use std::arch::x86_64::*;
+
+    /// out[j] = x · row j, weights dequantized in registers, four rows at a
+    /// time sharing each load of x. Per output: one accumulator fed block
+    /// by block in k order, exactly as the panel kernel feeds it.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
+    pub unsafe fn fused_avx512<B: Block>(x: &[f32], w: *const u8, row_bytes: usize, rows: usize, out: *mut f32) {
+        let n_blocks = x.len() / 32;
+        let xp = x.as_ptr();
+        let mut j = 0;
+        while j + 4 <= rows {
+            let mut acc = [_mm512_setzero_ps(); 4];
+            for b in 0..n_blocks {
+                let x0 = _mm512_loadu_ps(xp.add(b * 32));
+                let x1 = _mm512_loadu_ps(xp.add(b * 32 + 16));
+                for r in 0..4 {
+                    let v = B::load16(w.add((j + r) * row_bytes + b * B::BYTES));
+                    acc[r] = _mm512_fmadd_ps(v[0], x0, acc[r]);
+                    acc[r] = _mm512_fmadd_ps(v[1], x1, acc[r]);
+                }
+            }
+            for r in 0..4 {
+                *out.add(j + r) = _mm512_reduce_add_ps(acc[r]);
+            }
+            j += 4;
+        }
+        while j < rows {
+            let mut acc = _mm512_setzero_ps();
+            for b in 0..n_blocks {
+                let v = B::load16(w.add(j * row_bytes + b * B::BYTES));
+                acc = _mm512_fmadd_ps(v[0], _mm512_loadu_ps(xp.add(b * 32)), acc);
+                acc = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xp.add(b * 32 + 16)), acc);
+            }
+            *out.add(j) = _mm512_reduce_add_ps(acc);
+            j += 1;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn fused_avx2<B: Block>(x: &[f32], w: *const u8, row_bytes: usize, rows: usize, out: *mut f32) {
+        let n_blocks = x.len() / 32;
+        let xp = x.as_ptr();
+        let mut j = 0;
+        while j + 2 <= rows {
+            let mut acc = [_mm256_setzero_ps(); 2];
+            for b in 0..n_blocks {
+                let xs = [
+                    _mm256_loadu_ps(xp.add(b * 32)),
+                    _mm256_loadu_ps(xp.add(b * 32 + 8)),
+                    _mm256_loadu_ps(xp.add(b * 32 + 16)),
+                    _mm256_loadu_ps(xp.add(b * 32 + 24)),
+                ];
+                for r in 0..2 {
+                    let v = B::load8(w.add((j + r) * row_bytes + b * B::BYTES));
+                    for q in 0..4 {
+                        acc[r] = _mm256_fmadd_ps(v[q], xs[q], acc[r]);
+                    }
+                }
+            }
+            for r in 0..2 {
+                *out.add(j + r) = hsum256(acc[r]);
+            }
+            j += 2;
+        }
+        while j < rows {
+            let mut acc = _mm256_setzero_ps();
+            for b in 0..n_blocks {
+                let v = B::load8(w.add(j * row_bytes + b * B::BYTES));
+                for q in 0..4 {
+                    acc = _mm256_fmadd_ps(v[q], _mm256_loadu_ps(xp.add(b * 32 + q * 8)), acc);
+                }
+            }
+            *out.add(j) = hsum256(acc);
+            j += 1;
+        }
+    }
+
+    /// Tiles of 4 activation rows × 4 weight rows (16 accumulators), then
+    /// the leftovers one pair at a time with the identical per-pair sequence.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    pub unsafe fn panel_avx512(x: &[f32], t: usize, k: usize, panel: &[f32], rows: usize, out: *mut f32, n: usize, r0: usize) {
+        let xp = x.as_ptr();
+        let wp = panel.as_ptr();
+        let rows4 = rows / 4 * 4;
+        let t4 = t / 4 * 4;
+        let mut i = 0;
+        while i < t4 {
+            let mut j = 0;
+            while j < rows4 {
+                let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+                let mut kk = 0;
+                while kk < k {
+                    let w = [
+                        _mm512_loadu_ps(wp.add(j * k + kk)),
+                        _mm512_loadu_ps(wp.add((j + 1) * k + kk)),
+                        _mm512_loadu_ps(wp.add((j + 2) * k + kk)),
+                        _mm512_loadu_ps(wp.add((j + 3) * k + kk)),
+                    ];
+                    for a in 0..4 {
+                        let xv = _mm512_loadu_ps(xp.add((i + a) * k + kk));
+                        for b in 0..4 {
+                            acc[a][b] = _mm512_fmadd_ps(w[b], xv, acc[a][b]);
+                        }
+                    }
+                    kk += 16;
+                }
+                for a in 0..4 {
+                    for b in 0..4 {
+                        *out.add((i + a) * n + r0 + j + b) = _mm512_reduce_add_ps(acc[a][b]);
+                    }
+                }
+                j += 4;
+            }
+            for a in 0..4 {
+                for jj in rows4..rows {
+                    *out.add((i + a) * n + r0 + jj) = dot16(xp.add((i + a) * k), wp.add(jj * k), k);
+                }
+            }
+            i += 4;
+        }
+        for ii in t4..t {
+            let mut j = 0;
+            while j < rows4 {
+                let mut acc = [_mm512_setzero_ps(); 4];
+                let mut kk = 0;
+                while kk < k {
+                    let xv = _mm512_loadu_ps(xp.add(ii * k + kk));
+                    for b in 0..4 {
+                        acc[b] = _mm512_fmadd_ps(_mm512_loadu_ps(wp.add((j + b) * k + kk)), xv, acc[b]);
+                    }
+                    kk += 16;
+                }
+                for b in 0..4 {
+                    *out.add(ii * n + r0 + j + b) = _mm512_reduce_add_ps(acc[b]);
+                }
+                j += 4;
+            }
+            for jj in rows4..rows {
+                *out.add(ii * n + r0 + jj) = dot16(xp.add(ii * k), wp.add(jj * k), k);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    unsafe fn dot16(x: *const f32, w: *const f32, k: usize) -> f32 {
+        let mut acc = _mm512_setzero_ps();
+        let mut kk = 0;
+        while kk < k {
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(w.add(kk)), _mm512_loadu_ps(x.add(kk)), acc);
+            kk += 16;
+        }
+        _mm512_reduce_add_ps(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum256(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot8(x: *const f32, w: *const f32, k: usize) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut kk = 0;
+        while kk < k {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(kk)), _mm256_loadu_ps(x.add(kk)), acc);
+            kk += 8;
+        }
+        hsum256(acc)
+    }
+
+    /// Tiles of 2 activation rows × 4 weight rows (8 of 16 registers).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn panel_avx2(x: &[f32], t: usize, k: usize, panel: &[f32], rows: usize, out: *mut f32, n: usize, r0: usize) {
+        let xp = x.as_ptr();
+        let wp = panel.as_ptr();
+        let rows4 = rows / 4 * 4;
+        let t2 = t / 2 * 2;
+        let mut i = 0;
+        while i < t2 {
+            let mut j = 0;
+            while j < rows4 {
+                let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+                let mut kk = 0;
+                while kk < k {
+                    let x0 = _mm256_loadu_ps(xp.add(i * k + kk));
+                    let x1 = _mm256_loadu_ps(xp.add((i + 1) * k + kk));
+                    for b in 0..4 {
+                        let w = _mm256_loadu_ps(wp.add((j + b) * k + kk));
+                        acc[0][b] = _mm256_fmadd_ps(w, x0, acc[0][b]);
+                        acc[1][b] = _mm256_fmadd_ps(w, x1, acc[1][b]);
+                    }
+                    kk += 8;
+                }
+                for a in 0..2 {
+                    for b in 0..4 {
+                        *out.add((i + a) * n + r0 + j + b) = hsum256(acc[a][b]);
+                    }
+                }
+                j += 4;
+            }
+            for a in 0..2 {
+                for jj in rows4..rows {
+                    *out.add((i + a) * n + r0 + jj) = dot8(xp.add((i + a) * k), wp.add(jj * k), k);
+                }
+            }
+            i += 2;
+        }
+        for ii in t2..t {
+            for jj in 0..rows {
+                *out.add(ii * n + r0 + jj) = dot8(xp.add(ii * k), wp.add(jj * k), k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::quant::{dequantize_scalar, quantize_q4_1, quantize_q8_0};
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    fn reference(x: &[f32], t: usize, w: &[f32], n: usize, k: usize) -> Vec<f64> {
+        let mut out = vec![0f64; t * n];
+        for i in 0..t {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|kk| x[i * k + kk] as f64 * w[j * k + kk] as f64).sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_f64_reference_and_is_batch_invariant_on_every_isa() {
+        let pool = ComputePool::new(2);
+        let (n, k) = (37, 96);
+        let wv = values(n * k, 1);
+        for (format, bytes) in [
+            (WeightFormat::Q4_1, quantize_q4_1(&wv)),
+            (WeightFormat::Q8_0, quantize_q8_0(&wv)),
+            (WeightFormat::F32, wv.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ] {
+            let mut deq = vec![0f32; n * k];
+            dequantize_scalar(format, &bytes, &mut deq);
+            let m = CpuMatrix::new(format, n, k, SharedBytes::owned(bytes)).unwrap();
+            for isa in [Isa::Avx512, Isa::Avx2, Isa::Scalar] {
+                if !isa.supported() {
+                    continue;
+                }
+                let t = 11;
+                let x = values(t * k, 2);
+                let mut out = vec![0f32; t * n];
+                matmul(&pool, isa, &x, t, &m, &mut out);
+                let want = reference(&x, t, &deq, n, k);
+                for (g, w) in out.iter().zip(&want) {
+                    assert!((*g as f64 - w).abs() < 1e-4, "{format:?}/{isa:?}: {g} vs {w}");
+                }
+                // Each row alone gives the very same bits as inside the batch.
+                for i in 0..t {
+                    let mut one = vec![0f32; n];
+                    matmul(&pool, isa, &x[i * k..(i + 1) * k], 1, &m, &mut one);
+                    let same = one.iter().zip(&out[i * n..(i + 1) * n]).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{format:?}/{isa:?}: row {i} differs alone vs batched");
+                }
+            }
+        }
+    }
+}

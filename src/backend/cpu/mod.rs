@@ -1,0 +1,161 @@
+//! The CPU backend: runtime-dispatched SIMD kernels on the shared compute
+//! pool. The reference every other backend is compared with.
+
+mod attention;
+mod blocks;
+mod dequant;
+mod gemm;
+pub mod isa;
+mod ops;
+pub mod pool;
+
+pub use attention::CpuKvCache;
+pub use gemm::CpuMatrix;
+pub use isa::Isa;
+pub use pool::ComputePool;
+
+use crate::backend::{Backend, BackendError, Heads, Rope, SharedBytes, WeightFormat};
+use std::sync::Arc;
+
+pub struct CpuBackend {
+    pool: Arc<ComputePool>,
+    isa: Isa,
+}
+
+/// Row-major f32 activations.
+pub struct CpuBuffer {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+}
+
+impl CpuBuffer {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data[..self.rows * self.cols]
+    }
+    fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data[..self.rows * self.cols]
+    }
+}
+
+impl CpuBackend {
+    pub fn new(pool: Arc<ComputePool>) -> Self {
+        CpuBackend {
+            pool,
+            isa: isa::isa(),
+        }
+    }
+
+    pub fn pool(&self) -> &Arc<ComputePool> {
+        &self.pool
+    }
+}
+
+impl Backend for CpuBackend {
+    type Matrix = CpuMatrix;
+    type Vector = Vec<f32>;
+    type Buffer = CpuBuffer;
+    type KvCache = CpuKvCache;
+
+    fn describe(&self) -> String {
+        format!("cpu ({}, {} threads)", self.isa.name(), self.pool.n_threads())
+    }
+
+    fn matrix(&self, format: WeightFormat, rows: usize, cols: usize, bytes: SharedBytes) -> Result<CpuMatrix, BackendError> {
+        CpuMatrix::new(format, rows, cols, bytes).map_err(BackendError::Matrix)
+    }
+
+    fn vector(&self, values: Vec<f32>) -> Vec<f32> {
+        values
+    }
+
+    fn buffer(&self, rows: usize, cols: usize) -> CpuBuffer {
+        CpuBuffer {
+            data: vec![0.0; rows * cols],
+            rows,
+            cols,
+        }
+    }
+
+    fn resize(&self, buf: &mut CpuBuffer, rows: usize) {
+        if buf.data.len() < rows * buf.cols {
+            buf.data.resize(rows * buf.cols, 0.0);
+        }
+        buf.rows = rows;
+    }
+
+    fn kv_cache(&self, layers: usize, capacity: usize, kv_dim: usize) -> Result<CpuKvCache, BackendError> {
+        Ok(CpuKvCache::new(layers, capacity, kv_dim))
+    }
+
+    fn embed(&self, table: &CpuMatrix, ids: &[u32], out: &mut CpuBuffer) {
+        self.resize(out, ids.len());
+        let cols = out.cols;
+        for (row, &id) in out.as_mut_slice().chunks_exact_mut(cols).zip(ids) {
+            table.row_into(self.isa, id as usize, row);
+        }
+    }
+
+    fn rms_norm(&self, x: &CpuBuffer, weight: &Vec<f32>, eps: f32, out: &mut CpuBuffer) {
+        self.resize(out, x.rows);
+        ops::rms_norm(x.as_slice(), weight, eps, out.as_mut_slice());
+    }
+
+    fn matmul(&self, x: &CpuBuffer, w: &CpuMatrix, out: &mut CpuBuffer) {
+        self.resize(out, x.rows);
+        gemm::matmul(&self.pool, self.isa, x.as_slice(), x.rows, w, out.as_mut_slice());
+    }
+
+    fn rope(&self, x: &mut CpuBuffer, positions: &[u32], head_dim: usize, rope: &Rope) {
+        let cols = x.cols;
+        ops::rope(x.as_mut_slice(), cols, positions, head_dim, rope);
+    }
+
+    fn attention(
+        &self,
+        q: &CpuBuffer,
+        k: &CpuBuffer,
+        v: &CpuBuffer,
+        cache: &mut CpuKvCache,
+        layer: usize,
+        positions: &[u32],
+        heads: Heads,
+        out: &mut CpuBuffer,
+    ) {
+        self.resize(out, q.rows);
+        attention::attention(
+            &self.pool,
+            q.as_slice(),
+            k.as_slice(),
+            v.as_slice(),
+            cache,
+            layer,
+            positions,
+            heads,
+            out.as_mut_slice(),
+        );
+    }
+
+    fn silu_mul(&self, gate: &mut CpuBuffer, up: &CpuBuffer) {
+        ops::silu_mul(gate.as_mut_slice(), up.as_slice());
+    }
+
+    fn add(&self, x: &mut CpuBuffer, y: &CpuBuffer) {
+        ops::add(x.as_mut_slice(), y.as_slice());
+    }
+
+    fn gather_rows(&self, x: &CpuBuffer, rows: &[usize], out: &mut CpuBuffer) {
+        self.resize(out, rows.len());
+        let c = x.cols;
+        for (i, &r) in rows.iter().enumerate() {
+            out.data[i * c..(i + 1) * c].copy_from_slice(&x.data[r * c..(r + 1) * c]);
+        }
+    }
+
+    fn read(&self, x: &CpuBuffer) -> Vec<f32> {
+        x.as_slice().to_vec()
+    }
+}

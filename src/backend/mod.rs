@@ -1,0 +1,118 @@
+//! The operations a forward pass needs, behind one trait, and the backends
+//! that implement them. The model is written once against [`Backend`];
+//! `cpu/` is the reference implementation.
+
+pub mod bytes;
+pub mod cpu;
+pub mod quant;
+
+pub use bytes::SharedBytes;
+pub use quant::WeightFormat;
+
+/// How rotary position embedding pairs dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs (x₀,x₁),(x₂,x₃)… — ggml's "normal" mode, which Llama
+    /// GGUF files use (their Q/K rows are permuted at conversion).
+    Interleaved,
+    /// Halves (xᵢ, xᵢ₊d/2) — GPT-NeoX mode (Qwen2, Hugging Face Llama).
+    Halves,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rope {
+    pub style: RopeStyle,
+    /// Dimensions rotated, from the start of each head.
+    pub dims: usize,
+    /// Inverse frequency of each rotated pair, already scaled.
+    pub inv_freq: Vec<f32>,
+}
+
+impl Rope {
+    /// Plain RoPE with base θ, computed the way the reference
+    /// implementation (Hugging Face) does it in f32.
+    pub fn new(style: RopeStyle, dims: usize, theta: f32) -> Self {
+        let inv_freq = (0..dims / 2)
+            .map(|i| 1.0 / theta.powf((2 * i) as f32 / dims as f32))
+            .collect();
+        Rope {
+            style,
+            dims,
+            inv_freq,
+        }
+    }
+}
+
+/// Attention geometry of one layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Heads {
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl Heads {
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("weight matrix: {0}")]
+    Matrix(String),
+    #[error("not enough memory for {what}: {detail}")]
+    OutOfMemory { what: &'static str, detail: String },
+}
+
+/// The operations of a decoder-only transformer step over T tokens. Buffers
+/// hold f32 activations, one row per token.
+pub trait Backend: Send + Sync + 'static {
+    type Matrix: Send + Sync;
+    type Vector: Send + Sync;
+    type Buffer: Send;
+    type KvCache: Send;
+
+    fn describe(&self) -> String;
+
+    fn matrix(&self, format: WeightFormat, rows: usize, cols: usize, bytes: SharedBytes) -> Result<Self::Matrix, BackendError>;
+    fn vector(&self, values: Vec<f32>) -> Self::Vector;
+    /// A buffer of `rows` × `cols`; `resize` changes its row count in place.
+    fn buffer(&self, rows: usize, cols: usize) -> Self::Buffer;
+    fn resize(&self, buf: &mut Self::Buffer, rows: usize);
+    fn kv_cache(&self, layers: usize, capacity: usize, kv_dim: usize) -> Result<Self::KvCache, BackendError>;
+
+    /// out[i] = table[ids[i]]
+    fn embed(&self, table: &Self::Matrix, ids: &[u32], out: &mut Self::Buffer);
+    fn rms_norm(&self, x: &Self::Buffer, weight: &Self::Vector, eps: f32, out: &mut Self::Buffer);
+    /// out = x · wᵀ
+    fn matmul(&self, x: &Self::Buffer, w: &Self::Matrix, out: &mut Self::Buffer);
+    /// Rotates the first `rope.dims` of every head of every row.
+    fn rope(&self, x: &mut Self::Buffer, positions: &[u32], head_dim: usize, rope: &Rope);
+    /// Stores the step's keys and values at `positions` of `layer`, then
+    /// computes causal attention of `q` over everything cached up to each
+    /// row's position.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        q: &Self::Buffer,
+        k: &Self::Buffer,
+        v: &Self::Buffer,
+        cache: &mut Self::KvCache,
+        layer: usize,
+        positions: &[u32],
+        heads: Heads,
+        out: &mut Self::Buffer,
+    );
+    /// gate = silu(gate) · up
+    fn silu_mul(&self, gate: &mut Self::Buffer, up: &Self::Buffer);
+    /// x += y
+    fn add(&self, x: &mut Self::Buffer, y: &Self::Buffer);
+    /// out = the given rows of x
+    fn gather_rows(&self, x: &Self::Buffer, rows: &[usize], out: &mut Self::Buffer);
+    /// Copies a buffer to host memory, row-major.
+    fn read(&self, x: &Self::Buffer) -> Vec<f32>;
+}

@@ -1,0 +1,91 @@
+//! `switchyard generate --model M PROMPT`: the engine without HTTP,
+//! streaming tokens to the terminal as they come.
+
+use super::{resolve, CliResult};
+use crate::backend::cpu::{pool, ComputePool, CpuBackend};
+use crate::engine::{self, Event, GenerateRequest, SamplingParams};
+use clap::Args;
+use std::io::Write;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// A GGUF file or a known model name (default: the default model).
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Keep generating through end-of-generation tokens (benchmarks).
+    #[arg(long)]
+    ignore_eos: bool,
+    /// Render PROMPT as one user message through the chat template.
+    #[arg(long)]
+    chat: bool,
+    /// Compute threads (default: physical cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    prompt: String,
+}
+
+pub fn run(a: GenerateArgs) -> CliResult {
+    let path = resolve::model_path(a.model.as_deref())?;
+    let threads = a.threads.unwrap_or_else(pool::physical_cores);
+    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
+    let loaded = crate::model::loaded::load(&path, &backend).map_err(|e| e.to_string())?;
+    let prompt = if a.chat {
+        let template = loaded.template.as_ref().ok_or("this model has no chat template")?;
+        let msg = serde_json::json!({"role": "user", "content": a.prompt});
+        let text = template.render(&[msg], true, &Default::default()).map_err(|e| e.to_string())?;
+        loaded.tokenizer.encode(&text, false, true)
+    } else {
+        loaded.tokenizer.encode(&a.prompt, true, true)
+    };
+    let handle = engine::spawn(backend, loaded.llama, loaded.tokenizer.clone());
+    let params = SamplingParams {
+        temperature: a.temperature,
+        top_p: a.top_p,
+        seed: a.seed,
+        max_tokens: a.max_tokens,
+        ignore_eos: a.ignore_eos,
+        ..SamplingParams::default()
+    };
+    let started = std::time::Instant::now();
+    let mut first_token = None;
+    let mut stream = handle
+        .submit(GenerateRequest { prompt, params })
+        .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    while let Some(event) = stream.blocking_next() {
+        match event.map_err(|e| e.to_string())? {
+            Event::Token { text, .. } => {
+                first_token.get_or_insert_with(|| started.elapsed());
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            Event::Finished { text, usage, reason, .. } => {
+                let _ = writeln!(out, "{text}");
+                let total = started.elapsed();
+                let ttft = first_token.unwrap_or(total);
+                let decode = (total - ttft).as_secs_f64();
+                eprintln!(
+                    "[{} prompt tokens, {} generated, finish: {}; first token {:.0} ms, {:.1} tokens/s after it]",
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    reason.as_str(),
+                    ttft.as_secs_f64() * 1e3,
+                    usage.completion_tokens.saturating_sub(1) as f64 / decode.max(1e-9)
+                );
+                return Ok(());
+            }
+            Event::PromptLogprobs(_) => {}
+        }
+    }
+    Err("the engine stopped before finishing".into())
+}

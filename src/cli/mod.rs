@@ -1,0 +1,53 @@
+//! Command-line parsing and the subcommands; nothing else.
+
+mod generate;
+mod models;
+mod resolve;
+mod serve;
+mod tokenize;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM inference server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a model over the OpenAI HTTP API.
+    Serve(serve::ServeArgs),
+    /// Manage model artifacts.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
+    /// Print the token ids of TEXT, space-separated, on one line.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Generate from PROMPT, streaming to the terminal.
+    Generate(generate::GenerateArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init_logging();
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Models { command } => models::run(command),
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::Generate(a) => generate::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors of the subcommands, already worded for the terminal.
+pub type CliResult = Result<(), String>;

@@ -1,0 +1,19 @@
+//! The one error type of the `engine` room.
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("token id {id} is outside the vocabulary (size {vocab})")]
+    TokenOutOfRange { id: u32, vocab: usize },
+    #[error("this model's maximum context length is {context} tokens; the request asks for {prompt} prompt tokens and {max_tokens} more")]
+    ContextOverflow {
+        context: usize,
+        prompt: usize,
+        max_tokens: usize,
+    },
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("the engine failed while running this request: {0}")]
+    Internal(String),
+}

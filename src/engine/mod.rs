@@ -1,0 +1,16 @@
+//! The engine: one per loaded model version. Requests in through an
+//! `EngineHandle`, token events out; scheduling, sampling, stop conditions
+//! and incremental detokenization live here. Knows nothing of HTTP.
+
+mod error;
+mod handle;
+mod request;
+mod rng;
+pub mod sampler;
+mod stop;
+mod worker;
+
+pub use error::EngineError;
+pub use handle::{EngineHandle, EngineInfo, RequestStream};
+pub use request::{Event, FinishReason, GenerateRequest, SamplingParams, TokenLogprob, Usage};
+pub use worker::spawn;

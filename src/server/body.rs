@@ -1,0 +1,41 @@
+//! Reading request bodies within a size limit and writing JSON responses.
+
+use super::error::ApiError;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// Largest request body accepted: far above any real prompt, far below what
+/// could hurt the process.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
+    let bytes = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+            } else {
+                ApiError::bad(format!("could not read the request body: {e}"), "body")
+            }
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+        message: format!("the request body is not valid JSON for this endpoint: {e}"),
+        param: None,
+    })
+}
+
+pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}

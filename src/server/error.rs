@@ -1,0 +1,102 @@
+//! The one place errors become HTTP: every room's error maps to a status
+//! and OpenAI's error envelope here, and nowhere else.
+
+use crate::engine::EngineError;
+use crate::model::ModelError;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
+    #[error("The model `{0}` does not exist")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the model is still loading")]
+    NotReady,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(message: impl Into<String>, param: &'static str) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            param: Some(param),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Engine(e) => match e {
+                EngineError::EmptyPrompt | EngineError::TokenOutOfRange { .. } | EngineError::ContextOverflow { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                EngineError::Stopped | EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Model(e) => match e {
+                ModelError::ChatTemplate(_) | ModelError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ApiError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
+            ApiError::Engine(EngineError::ContextOverflow { .. }) => {
+                ("invalid_request_error", Some("context_length_exceeded"))
+            }
+            e if e.status().is_server_error() => ("server_error", None),
+            _ => ("invalid_request_error", None),
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            ApiError::BadRequest { param, .. } => *param,
+            ApiError::ModelNotFound(_) => Some("model"),
+            ApiError::Engine(EngineError::ContextOverflow { .. }) => Some("max_tokens"),
+            ApiError::Engine(EngineError::EmptyPrompt | EngineError::TokenOutOfRange { .. }) => Some("prompt"),
+            ApiError::Model(ModelError::ChatTemplate(_)) => Some("messages"),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let (ty, code) = self.kind();
+        let body = serde_json::json!({
+            "error": {
+                "message": self.to_string(),
+                "type": ty,
+                "param": self.param(),
+                "code": code,
+            }
+        });
+        super::body::json_response(status, &body)
+    }
+}

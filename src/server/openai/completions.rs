@@ -1,0 +1,89 @@
+//! POST /v1/completions
+
+use super::collect::run_to_end;
+use super::logprobs::{CompletionLogprobs, TokenNames};
+use super::sampling::{check_logprobs, validate};
+use super::types::{CompletionRequest, PromptInput};
+use super::{now_unix, request_id, resolve_model};
+use crate::engine::GenerateRequest;
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
+use serde_json::{json, Value};
+
+pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Value, ApiError> {
+    let model = resolve_model(state, req.model.as_deref())?;
+    let tok = &model.tokenizer;
+    let prompts: Vec<Vec<u32>> = match req.prompt {
+        PromptInput::Text(t) => vec![tok.encode(&t, true, true)],
+        PromptInput::Texts(ts) => ts.iter().map(|t| tok.encode(t, true, true)).collect(),
+        PromptInput::Tokens(ids) => vec![ids],
+        PromptInput::TokenLists(lists) => lists,
+    };
+    if prompts.is_empty() {
+        return Err(ApiError::bad("prompt must not be empty", "prompt"));
+    }
+    let echo = req.echo.unwrap_or(false);
+    let logprobs = req.logprobs.map(|k| check_logprobs(k, "logprobs")).transpose()?;
+    let context = model.engine.info().context_length;
+    let v = validate(req.sampling)?;
+    let names = TokenNames {
+        tokenizer: tok,
+        as_ids: v.token_ids_as_text,
+    };
+
+    let mut choices = Vec::new();
+    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    for prompt in &prompts {
+        for i in 0..v.n {
+            let mut params = v.params_for(i, prompt.len(), context);
+            params.logprobs = logprobs;
+            params.prompt_logprobs = if echo { logprobs } else { None };
+            let done = run_to_end(
+                &model.engine,
+                GenerateRequest {
+                    prompt: prompt.clone(),
+                    params,
+                },
+            )
+            .await?;
+            if i == 0 {
+                prompt_tokens += done.usage.prompt_tokens;
+            }
+            completion_tokens += done.usage.completion_tokens;
+            let mut text = done.text;
+            let lp_json = logprobs.map(|_| {
+                let mut lp = CompletionLogprobs::default();
+                if echo {
+                    for (j, &id) in prompt.iter().enumerate() {
+                        lp.push(&names, id, j.checked_sub(1).and_then(|k| done.prompt_logprobs.get(k)));
+                    }
+                }
+                for (id, l) in &done.tokens {
+                    lp.push(&names, *id, l.as_ref());
+                }
+                lp.into_json()
+            });
+            if echo {
+                text = tok.decode(prompt, false) + &text;
+            }
+            choices.push(json!({
+                "index": choices.len(),
+                "text": text,
+                "logprobs": lp_json,
+                "finish_reason": done.finish_reason.as_str(),
+            }));
+        }
+    }
+    Ok(json!({
+        "id": request_id("cmpl"),
+        "object": "text_completion",
+        "created": now_unix(),
+        "model": model.name,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }))
+}

@@ -1,0 +1,36 @@
+//! The OpenAI-compatible endpoints.
+
+pub mod chat;
+mod collect;
+pub mod completions;
+mod logprobs;
+pub mod models;
+mod sampling;
+pub mod types;
+
+use super::error::ApiError;
+use super::state::{AppState, ServedModel};
+use std::sync::Arc;
+
+/// The served model a request names; a missing `model` field means the one
+/// model served.
+fn resolve_model<'a>(state: &'a AppState, name: Option<&str>) -> Result<&'a Arc<ServedModel>, ApiError> {
+    let model = state.model().ok_or(ApiError::NotReady)?;
+    match name {
+        Some(n) if n != model.name => Err(ApiError::ModelNotFound(n.to_owned())),
+        _ => Ok(model),
+    }
+}
+
+pub(crate) fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn request_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:x}{n:06x}", now_unix())
+}

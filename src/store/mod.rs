@@ -1,0 +1,31 @@
+//! State that must outlive the process: the model artifact cache (pull,
+//! digest, verify). The SQLite database joins it with model versions.
+
+pub mod artifacts;
+mod catalog;
+mod digest;
+
+pub use artifacts::{home, models_dir, pull, PullOutcome};
+pub use catalog::{KnownModel, CATALOG, DEFAULT_MODEL};
+pub use digest::sha256_file;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unknown model `{0}`; known models: {1}")]
+    UnknownModel(String, String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not run `{command}`: {detail}")]
+    Command { command: String, detail: String },
+    #[error("{path}: sha256 is {found}, expected {expected}; the file was removed")]
+    DigestMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+}

@@ -1,0 +1,78 @@
+"""Starts one `switchyard serve` for the whole session and hands its base
+URL to the tests. The server binary and model come from the environment
+that scripts/test.sh prepares:
+
+  SWITCHYARD_BIN         the release binary (default target/release/switchyard)
+  SWITCHYARD_TEST_MODEL  a GGUF path or known model name (default: the default model)
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("SWITCHYARD_BIN", str(ROOT / "target" / "release" / "switchyard"))
+MODEL = os.environ.get("SWITCHYARD_TEST_MODEL", "smollm2-135m-instruct")
+SERVED_NAME = "smollm2"
+READY_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def bin_path() -> str:
+    assert Path(BIN).exists(), f"{BIN} is missing: build it with cargo build --release"
+    return BIN
+
+
+@pytest.fixture(scope="session")
+def server(bin_path, tmp_path_factory):
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [bin_path, "serve", "--port", str(port), "--model", MODEL, "--served-model-name", SERVED_NAME],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    ready = False
+    # Poll the readiness endpoint: the condition itself, not a fixed sleep.
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                ready = True
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    if not ready:
+        proc.kill()
+        log.close()
+        pytest.fail(f"server did not become ready; log:\n{log_path.read_text()[-4000:]}")
+    yield base
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0, timeout=120)

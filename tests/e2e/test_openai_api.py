@@ -1,0 +1,172 @@
+"""The HTTP API through the official `openai` client, against a real
+server running the default model."""
+
+import math
+
+import httpx
+import openai
+import pytest
+
+from conftest import SERVED_NAME
+
+PROMPT = "The capital of France is"
+
+
+def greedy(client, **kw):
+    args = dict(model=SERVED_NAME, prompt=PROMPT, max_tokens=8, temperature=0)
+    args.update(kw)
+    return client.completions.create(**args)
+
+
+def test_health_ready_and_models(server, client):
+    assert httpx.get(f"{server}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server}/ready").status_code == 200
+    models = client.models.list()
+    assert [m.id for m in models.data] == [SERVED_NAME]
+    assert models.data[0].object == "model"
+
+
+def test_greedy_completion_is_deterministic_and_counts_tokens(client, server):
+    a = greedy(client)
+    b = greedy(client)
+    assert a.choices[0].text == b.choices[0].text
+    assert a.choices[0].text.strip(), "empty completion"
+    assert a.choices[0].finish_reason == "length"
+    assert a.usage.completion_tokens == 8
+    ids = httpx.post(f"{server}/v1/completions", json={"prompt": PROMPT, "max_tokens": 1, "echo": True, "logprobs": 0, "temperature": 0}).json()
+    n_prompt = len(ids["choices"][0]["logprobs"]["tokens"]) - 1
+    assert a.usage.prompt_tokens == n_prompt
+    assert a.usage.total_tokens == n_prompt + 8
+
+
+def test_token_id_prompt_equals_text_prompt(client, server):
+    echo = httpx.post(
+        f"{server}/v1/completions",
+        json={"prompt": PROMPT, "max_tokens": 1, "echo": True, "logprobs": 0, "temperature": 0, "return_tokens_as_token_ids": True},
+    ).json()
+    ids = [int(t.split(":")[1]) for t in echo["choices"][0]["logprobs"]["tokens"][:-1]]
+    assert greedy(client, prompt=ids).choices[0].text == greedy(client).choices[0].text
+
+
+def test_echo_with_logprobs_covers_prompt_and_completion(client):
+    r = greedy(client, echo=True, logprobs=3, max_tokens=4)
+    c = r.choices[0]
+    assert c.text.startswith(PROMPT)
+    lp = c.logprobs
+    n = r.usage.prompt_tokens + 4
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == n
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    assert all(v <= 0 for v in lp.token_logprobs[1:])
+    assert lp.text_offset == sorted(lp.text_offset)
+    # Greedy: each generated token is the best of its alternatives.
+    for tok, l, top in zip(lp.tokens[-4:], lp.token_logprobs[-4:], lp.top_logprobs[-4:]):
+        assert len(top) <= 3
+        assert math.isclose(max(top.values()), l, abs_tol=1e-6), (tok, l, top)
+
+
+def test_return_tokens_as_token_ids(client):
+    r = greedy(client, logprobs=1, max_tokens=3, extra_body={"return_tokens_as_token_ids": True})
+    toks = r.choices[0].logprobs.tokens
+    assert len(toks) == 3 and all(t.startswith("token_id:") and t[9:].isdigit() for t in toks)
+
+
+def test_chat_completion_with_logprobs(client):
+    r = client.chat.completions.create(
+        model=SERVED_NAME,
+        messages=[{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "What is 2+2?"}],
+        max_tokens=12,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
+    )
+    c = r.choices[0]
+    assert c.message.role == "assistant" and c.message.content
+    assert "<|im_end|>" not in c.message.content
+    entries = c.logprobs.content
+    assert len(entries) == r.usage.completion_tokens
+    for e in entries:
+        assert len(e.top_logprobs) == 2
+        assert e.top_logprobs[0].token == e.token and math.isclose(e.top_logprobs[0].logprob, e.logprob, abs_tol=1e-6)
+        assert bytes(e.bytes).decode("utf-8", "replace") == e.token or e.token.startswith("token_id:")
+
+
+def test_chat_array_content_parts_equal_plain_string(client):
+    plain = client.chat.completions.create(
+        model=SERVED_NAME, messages=[{"role": "user", "content": "Say hi"}], max_tokens=6, temperature=0
+    )
+    parts = client.chat.completions.create(
+        model=SERVED_NAME, messages=[{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}], max_tokens=6, temperature=0
+    )
+    assert plain.choices[0].message.content == parts.choices[0].message.content
+
+
+def test_stop_string_ends_generation_before_it(client):
+    free = greedy(client, max_tokens=24).choices[0].text
+    word = free.split()[1] if len(free.split()) > 1 else free.split()[0]
+    r = greedy(client, max_tokens=24, stop=[word])
+    assert r.choices[0].finish_reason == "stop"
+    assert word not in r.choices[0].text
+    assert free.startswith(r.choices[0].text)
+
+
+def test_seed_makes_sampling_repeatable(client):
+    a = greedy(client, temperature=1.0, seed=7, max_tokens=16)
+    b = greedy(client, temperature=1.0, seed=7, max_tokens=16)
+    assert a.choices[0].text == b.choices[0].text
+    others = {greedy(client, temperature=1.0, seed=s, max_tokens=16).choices[0].text for s in range(8, 12)}
+    assert len(others | {a.choices[0].text}) > 1, "different seeds never changed the sample"
+
+
+def test_n_choices(client):
+    r = greedy(client, n=2, temperature=1.0, seed=3, max_tokens=4)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert r.usage.completion_tokens == 8
+
+
+def test_unknown_model_is_404(client):
+    with pytest.raises(openai.NotFoundError) as e:
+        greedy(client, model="nope")
+    assert e.value.body["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("temperature", 3.0), ("top_p", 0.0), ("max_tokens", 0), ("logprobs", 99), ("n", 0)],
+)
+def test_out_of_range_fields_are_400(client, field, value):
+    with pytest.raises(openai.BadRequestError) as e:
+        greedy(client, **{field: value})
+    assert field in e.value.body["message"] or e.value.body["param"] == field
+
+
+def test_context_overflow_is_400(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        greedy(client, max_tokens=100_000)
+    assert e.value.body["code"] == "context_length_exceeded"
+
+
+def test_token_outside_vocabulary_is_400(client):
+    with pytest.raises(openai.BadRequestError):
+        greedy(client, prompt=[1, 2, 10_000_000])
+
+
+def test_malformed_bodies_are_400_not_500(server):
+    for body in [b"{not json", b"[]", b'{"prompt": 5}', b'{"messages": "hi"}']:
+        for path in ["/v1/completions", "/v1/chat/completions"]:
+            r = httpx.post(f"{server}{path}", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 400, (path, body, r.text)
+            assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_bad_chat_roles_and_parts_are_400(client):
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=SERVED_NAME, messages=[{"role": "wizard", "content": "x"}])
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model=SERVED_NAME, messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+        )
+
+
+def test_unknown_route_is_404_and_wrong_method_405(server):
+    assert httpx.get(f"{server}/v2/nothing").status_code == 404
+    assert httpx.get(f"{server}/v1/completions").status_code == 405
