@@ -3,5 +3,6 @@
 
 pub mod error;
 pub mod gguf;
+pub mod tokenizer;
 
 pub use error::ModelError;
