@@ -21,6 +21,9 @@ mod unicode;
 mod unicode_data;
 
 
+#[cfg(test)]
+mod tests;
+
 pub use decode::IncrementalDecoder;
 
 use fxhash::FxMap;
