@@ -20,9 +20,10 @@ mod spm;
 mod unicode;
 mod unicode_data;
 
-
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vocab_vectors_test;
 
 pub use decode::IncrementalDecoder;
 
