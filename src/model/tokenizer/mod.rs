@@ -3,10 +3,11 @@
 //! its pre-tokenizer (`tokenizer.ggml.pre`), and SentencePiece-style BPE
 //! with scores and byte fallback (`llama`).
 //!
-//! Encoding first cuts special tokens out of the text
-//! ([`special`]), then tokenizes each remaining piece ([`bpe`], [`spm`]).
-//! Decoding concatenates each token's bytes and turns them into text only at
-//! the end ([`decode`]), or as they complete ([`IncrementalDecoder`]).
+//! Encoding first cuts special tokens out of the text (`special`), then
+//! pre-tokenizes (`split`, `pre`) and tokenizes each remaining piece
+//! (`bpe`, `spm`). Decoding concatenates each token's bytes and turns them
+//! into text only at the end (`decode`), or as they complete
+//! ([`IncrementalDecoder`]).
 
 mod bpe;
 mod by_text;

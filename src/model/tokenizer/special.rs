@@ -26,6 +26,7 @@ pub fn partition(tok: &Tokenizer, text: &str, parse_special: bool) -> Vec<Fragme
     }
     frags.push(Fragment::Text(0..text.len()));
     let bytes = text.as_bytes();
+    let pairs = BytePairs::of(bytes);
     let mut next = Vec::new();
     for &id in &tok.special_tokens {
         let t = &tok.tokens[id as usize];
@@ -34,6 +35,9 @@ pub fn partition(tok: &Tokenizer, text: &str, parse_special: bool) -> Vec<Fragme
             continue;
         }
         let needle: &str = &t.text;
+        if !pairs.may_contain(needle.as_bytes()) {
+            continue;
+        }
         let found = frags.iter().any(|f| match f {
             Fragment::Text(r) => text[r.clone()].contains(needle),
             Fragment::Token(_) => false,
@@ -74,4 +78,35 @@ pub fn partition(tok: &Tokenizer, text: &str, parse_special: bool) -> Vec<Fragme
         std::mem::swap(&mut frags, &mut next);
     }
     frags
+}
+
+/// Which bytes and byte pairs occur in the text: a cheap first test that
+/// spares scanning the text for the many special tokens it cannot contain.
+struct BytePairs {
+    bytes: [u64; 4],
+    pairs: Vec<u64>,
+}
+
+impl BytePairs {
+    fn of(text: &[u8]) -> Self {
+        let mut bytes = [0u64; 4];
+        let mut pairs = vec![0u64; 65536 / 64];
+        for &b in text {
+            bytes[b as usize / 64] |= 1 << (b % 64);
+        }
+        for w in text.windows(2) {
+            let i = (w[0] as usize) << 8 | w[1] as usize;
+            pairs[i / 64] |= 1 << (i % 64);
+        }
+        BytePairs { bytes, pairs }
+    }
+
+    fn may_contain(&self, needle: &[u8]) -> bool {
+        let byte = |b: u8| self.bytes[b as usize / 64] & (1 << (b % 64)) != 0;
+        let pair = |w: &[u8]| {
+            let i = (w[0] as usize) << 8 | w[1] as usize;
+            self.pairs[i / 64] & (1 << (i % 64)) != 0
+        };
+        needle.iter().all(|&b| byte(b)) && needle.windows(2).all(pair)
+    }
 }
