@@ -43,16 +43,21 @@ sdist=${SWITCHYARD_LLAMA_SDIST:-}
 if [ -z "$sdist" ]; then
     sdist="$tmp/llama_cpp_python-$VERSION.tar.gz"
     echo "downloading llama-cpp-python $VERSION (source package, about 75 MB) from PyPI"
-    # PyPI's JSON API names the source package and its SHA-256.
+    # PyPI's simple index (PEP 691, the API pip uses) names the file and
+    # its SHA-256.
     python3 - "$VERSION" "$sdist" <<'EOF'
 import hashlib, json, sys, urllib.request
 version, dest = sys.argv[1], sys.argv[2]
-with urllib.request.urlopen(f"https://pypi.org/pypi/llama-cpp-python/{version}/json", timeout=60) as r:
-    meta = json.load(r)
-sdists = [u for u in meta["urls"] if u["packagetype"] == "sdist"]
-if not sdists:
-    sys.exit(f"PyPI lists no source package for llama-cpp-python {version}")
-url, digest = sdists[0]["url"], sdists[0]["digests"]["sha256"]
+name = f"llama_cpp_python-{version}.tar.gz"
+req = urllib.request.Request(
+    "https://pypi.org/simple/llama-cpp-python/",
+    headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+)
+with urllib.request.urlopen(req, timeout=60) as r:
+    files = [f for f in json.load(r)["files"] if f["filename"] == name]
+if not files:
+    sys.exit(f"PyPI lists no {name}")
+url, digest = files[0]["url"], files[0]["hashes"]["sha256"]
 h = hashlib.sha256()
 with urllib.request.urlopen(url, timeout=600) as r, open(dest, "wb") as out:
     while chunk := r.read(1 << 20):
