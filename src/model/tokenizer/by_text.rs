@@ -92,8 +92,12 @@ const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 ///
 /// Where several texts of one list are in the vocabulary, llama.cpp takes
 /// whichever its hash map yields first; the earliest in the list is taken
-/// here, which agrees with llama.cpp on Llama 3 (`<|eot_id|>`), Qwen
-/// (`<|im_end|>`) and Phi-3 (`<|end|>`).
+/// here. That agrees with llama.cpp on Llama 3 (`<|eot_id|>`), Qwen
+/// (`<|im_end|>`) and Phi-3 (`<|end|>`), not on SmolLM2 (llama.cpp picks
+/// `<|endoftext|>`, here `<|im_end|>`). For EOT that changes only the id:
+/// every EOT text ends generation anyway. A vocabulary with two FIM
+/// pad/repository/separator candidates could see the other one of them in
+/// the end-of-generation set.
 pub(super) fn find_by_text(
     tokens: &mut [Token],
     token_to_id: &FxMap<Box<str>, u32>,
