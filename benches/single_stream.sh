@@ -11,7 +11,9 @@ THREADS=${THREADS:-2}
 TOKENS=64
 cargo build --release --quiet
 MODEL=$(./target/release/switchyard models pull smollm2-135m-instruct 2>/dev/null | tail -n1)
-LLAMA_BENCH=$(dirname "$(bash ../shared/peers/llama-server.sh)")/llama-bench
+# LLAMA_BENCH overrides the peer build, e.g. for a build without AMX on
+# machines whose hypervisor does not enable it.
+LLAMA_BENCH=${LLAMA_BENCH:-$(dirname "$(bash ../shared/peers/llama-server.sh)")/llama-bench}
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 

@@ -7,7 +7,8 @@
 #
 # They come from the llama-cpp-python source package on PyPI, which vendors
 # llama.cpp. Does nothing when DEST already holds every file. Set
-# SWITCHYARD_LLAMA_SDIST to a local copy of the tarball to skip the download.
+# SWITCHYARD_LLAMA_SDIST to a local copy of the tarball to skip the download,
+# and PYTHON to an interpreter whose environment has scikit-build-core.
 set -euo pipefail
 
 VERSION=0.3.36
@@ -42,30 +43,12 @@ trap 'rm -rf "$tmp"' EXIT
 sdist=${SWITCHYARD_LLAMA_SDIST:-}
 if [ -z "$sdist" ]; then
     sdist="$tmp/llama_cpp_python-$VERSION.tar.gz"
-    echo "downloading llama-cpp-python $VERSION (source package, about 75 MB) from PyPI"
-    # PyPI's simple index (PEP 691, the API pip uses) names the file and
-    # its SHA-256.
-    python3 - "$VERSION" "$sdist" <<'EOF'
-import hashlib, json, sys, urllib.request
-version, dest = sys.argv[1], sys.argv[2]
-name = f"llama_cpp_python-{version}.tar.gz"
-req = urllib.request.Request(
-    "https://pypi.org/simple/llama-cpp-python/",
-    headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-)
-with urllib.request.urlopen(req, timeout=60) as r:
-    files = [f for f in json.load(r)["files"] if f["filename"] == name]
-if not files:
-    sys.exit(f"PyPI lists no {name}")
-url, digest = files[0]["url"], files[0]["hashes"]["sha256"]
-h = hashlib.sha256()
-with urllib.request.urlopen(url, timeout=600) as r, open(dest, "wb") as out:
-    while chunk := r.read(1 << 20):
-        h.update(chunk)
-        out.write(chunk)
-if h.hexdigest() != digest:
-    sys.exit(f"{url}: SHA-256 {h.hexdigest()} differs from PyPI's {digest}")
-EOF
+    echo "downloading llama-cpp-python $VERSION (source package, about 75 MB)"
+    # pip prepares an sdist's metadata before saving it; without build
+    # isolation that needs only scikit-build-core in the interpreter's
+    # environment, not a cmake built from source.
+    "${PYTHON:-python3}" -m pip download --quiet --disable-pip-version-check --no-deps \
+        --no-binary :all: --no-build-isolation -d "$tmp" "llama-cpp-python==$VERSION"
 fi
 
 prefix="llama_cpp_python-$VERSION/vendor/llama.cpp/models"

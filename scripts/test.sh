@@ -40,7 +40,7 @@ export SWITCHYARD_TEST_MODEL
 SWITCHYARD_TEST_MODEL=$(tail -n1 "$CACHE/model-path")
 
 stage "tokenizer test vectors"
-bash scripts/fetch-vocab-tests.sh "$CACHE/vocab"
+PYTHON=$VENV/bin/python bash scripts/fetch-vocab-tests.sh "$CACHE/vocab"
 export SWITCHYARD_VOCAB_DIR=$CACHE/vocab
 
 stage "cargo test"

@@ -9,7 +9,10 @@
 //!      llama.cpp's (within the noise of f32 summation order),
 //!   2. the truth's greedy choice wherever its top-two margin exceeds 0.2,
 //!   3. free-running greedy output that leaves llama.cpp's only where the
-//!      truth's margin is under 0.25.
+//!      truth's margin is under 0.25, or where llama.cpp's own pick is not
+//!      the truth's and switchyard's is (llama.cpp leaves the truth at a
+//!      margin of 0.34 once in these references).
+//!
 //! It also checks that tokenization and the chat template reproduce the
 //! exact prompt ids and text the references were made from.
 
@@ -23,7 +26,10 @@ use switchyard::model::loaded::{load, LoadedModel};
 
 /// Differences this small are the rounding of f32 sums taken in another
 /// order (the truth itself moves this much between BLAS builds).
-const NOISE: f64 = 2e-3;
+const NOISE: f64 = 1e-4;
+/// switchyard computes what the truth computes, in f32: it must stay this
+/// close everywhere, whatever llama.cpp does.
+const MAX_ERROR: f64 = 1e-3;
 
 fn model_path() -> PathBuf {
     if let Ok(p) = std::env::var("SWITCHYARD_TEST_MODEL") {
@@ -37,12 +43,19 @@ fn model_path() -> PathBuf {
 }
 
 fn refs() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/accuracy/smollm2-135m-instruct-q4_1.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/accuracy/smollm2-135m-instruct-q4_1.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn setup() -> (LoadedModel<CpuBackend>, CpuBackend) {
@@ -55,25 +68,40 @@ fn setup() -> (LoadedModel<CpuBackend>, CpuBackend) {
 /// Logits at every position of `seq`, in one pass.
 fn score(m: &LoadedModel<CpuBackend>, b: &CpuBackend, seq: &[u32]) -> Vec<Vec<f32>> {
     let c = &m.llama.config;
-    let mut cache = b.kv_cache(c.n_layers, c.context_length, c.heads.kv_dim()).unwrap();
+    let mut cache = b
+        .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
+        .unwrap();
     let mut s = m.llama.scratch(b);
     let pos: Vec<u32> = (0..seq.len() as u32).collect();
     let rows: Vec<usize> = (0..seq.len()).collect();
     let flat = m.llama.forward(b, &mut s, &mut cache, seq, &pos, &rows);
-    flat.chunks_exact(c.vocab_size).map(<[f32]>::to_vec).collect()
+    flat.chunks_exact(c.vocab_size)
+        .map(<[f32]>::to_vec)
+        .collect()
 }
 
 fn free_running(m: &LoadedModel<CpuBackend>, b: &CpuBackend, prompt: &[u32], n: usize) -> Vec<u32> {
     let c = &m.llama.config;
-    let mut cache = b.kv_cache(c.n_layers, c.context_length, c.heads.kv_dim()).unwrap();
+    let mut cache = b
+        .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
+        .unwrap();
     let mut s = m.llama.scratch(b);
     let pos: Vec<u32> = (0..prompt.len() as u32).collect();
-    let mut logits = m.llama.forward(b, &mut s, &mut cache, prompt, &pos, &[prompt.len() - 1]);
+    let mut logits = m
+        .llama
+        .forward(b, &mut s, &mut cache, prompt, &pos, &[prompt.len() - 1]);
     let mut out = Vec::new();
     for i in 0..n {
         let t = argmax(&logits);
         out.push(t);
-        logits = m.llama.forward(b, &mut s, &mut cache, &[t], &[(prompt.len() + i) as u32], &[0]);
+        logits = m.llama.forward(
+            b,
+            &mut s,
+            &mut cache,
+            &[t],
+            &[(prompt.len() + i) as u32],
+            &[0],
+        );
     }
     out
 }
@@ -100,12 +128,16 @@ fn logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
             let tmpl = m.template.as_ref().expect("the model has a chat template");
             let rendered = tmpl.render(messages, true, &Default::default()).unwrap();
             if rendered != text {
-                failures.push(format!("{name}: chat template renders {rendered:?}, expected {text:?}"));
+                failures.push(format!(
+                    "{name}: chat template renders {rendered:?}, expected {text:?}"
+                ));
             }
         }
         let encoded = m.tokenizer.encode(text, true, true);
         if encoded != prompt {
-            failures.push(format!("{name}: tokenized to {encoded:?}, llama.cpp gives {prompt:?}"));
+            failures.push(format!(
+                "{name}: tokenized to {encoded:?}, llama.cpp gives {prompt:?}"
+            ));
         }
 
         let seq: Vec<u32> = prompt.iter().chain(&generated).copied().collect();
@@ -144,9 +176,15 @@ fn logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
         // Free-running greedy decoding from the prompt.
         let ours = free_running(&m, &b, &prompt, generated.len());
         if let Some(j) = ours.iter().zip(&generated).position(|(a, b)| a != b) {
-            let margin = case["positions"][j]["truth_margin"].as_f64().unwrap();
-            eprintln!("{name:>22}: free-running output leaves llama.cpp's at {j} (truth margin {margin:.3})");
-            if margin >= 0.25 {
+            let at = &case["positions"][j];
+            let margin = at["truth_margin"].as_f64().unwrap();
+            let truth_pick = at["truth_top"][0][0].as_u64().unwrap() as u32;
+            let follows_truth = ours[j] == truth_pick && generated[j] != truth_pick;
+            eprintln!(
+                "{name:>22}: free-running output leaves llama.cpp's at {j} (truth margin {margin:.3}{})",
+                if follows_truth { ", switchyard picks the truth's token, llama.cpp does not" } else { "" }
+            );
+            if margin >= 0.25 && !follows_truth {
                 failures.push(format!(
                     "{name}: free-running output leaves llama.cpp's at token {j} where the truth's margin is {margin:.3}"
                 ));
@@ -163,5 +201,14 @@ fn logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
         "over {} positions: switchyard median {med_o:.5} max {max_o:.5}; llama.cpp median {med_t:.5} max {max_t:.5}",
         ours_all.len()
     );
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        max_o < MAX_ERROR,
+        "largest deviation from the truth {max_o} ≥ {MAX_ERROR}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

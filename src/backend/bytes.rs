@@ -16,7 +16,10 @@ impl SharedBytes {
     /// A window `start..start+len` of `owner`; panics if out of range, which
     /// only a loader bug could cause (tensor extents are validated on open).
     pub fn window(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, start: usize, len: usize) -> Self {
-        assert!(start + len <= (*owner).as_ref().len(), "weight window out of range");
+        assert!(
+            start + len <= (*owner).as_ref().len(),
+            "weight window out of range"
+        );
         SharedBytes { owner, start, len }
     }
 

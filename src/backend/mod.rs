@@ -78,12 +78,23 @@ pub trait Backend: Send + Sync + 'static {
 
     fn describe(&self) -> String;
 
-    fn matrix(&self, format: WeightFormat, rows: usize, cols: usize, bytes: SharedBytes) -> Result<Self::Matrix, BackendError>;
+    fn matrix(
+        &self,
+        format: WeightFormat,
+        rows: usize,
+        cols: usize,
+        bytes: SharedBytes,
+    ) -> Result<Self::Matrix, BackendError>;
     fn vector(&self, values: Vec<f32>) -> Self::Vector;
     /// A buffer of `rows` × `cols`; `resize` changes its row count in place.
     fn buffer(&self, rows: usize, cols: usize) -> Self::Buffer;
     fn resize(&self, buf: &mut Self::Buffer, rows: usize);
-    fn kv_cache(&self, layers: usize, capacity: usize, kv_dim: usize) -> Result<Self::KvCache, BackendError>;
+    fn kv_cache(
+        &self,
+        layers: usize,
+        capacity: usize,
+        kv_dim: usize,
+    ) -> Result<Self::KvCache, BackendError>;
 
     /// out[i] = table[ids[i]]
     fn embed(&self, table: &Self::Matrix, ids: &[u32], out: &mut Self::Buffer);

@@ -40,9 +40,14 @@ pub fn run(a: GenerateArgs) -> CliResult {
     let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
     let loaded = crate::model::loaded::load(&path, &backend).map_err(|e| e.to_string())?;
     let prompt = if a.chat {
-        let template = loaded.template.as_ref().ok_or("this model has no chat template")?;
+        let template = loaded
+            .template
+            .as_ref()
+            .ok_or("this model has no chat template")?;
         let msg = serde_json::json!({"role": "user", "content": a.prompt});
-        let text = template.render(&[msg], true, &Default::default()).map_err(|e| e.to_string())?;
+        let text = template
+            .render(&[msg], true, &Default::default())
+            .map_err(|e| e.to_string())?;
         loaded.tokenizer.encode(&text, false, true)
     } else {
         loaded.tokenizer.encode(&a.prompt, true, true)
@@ -69,7 +74,12 @@ pub fn run(a: GenerateArgs) -> CliResult {
                 let _ = out.write_all(text.as_bytes());
                 let _ = out.flush();
             }
-            Event::Finished { text, usage, reason, .. } => {
+            Event::Finished {
+                text,
+                usage,
+                reason,
+                ..
+            } => {
                 let _ = writeln!(out, "{text}");
                 let total = started.elapsed();
                 let ttft = first_token.unwrap_or(total);

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM inference server")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An OpenAI-compatible LLM inference server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

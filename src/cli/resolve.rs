@@ -16,6 +16,10 @@ pub fn model_path(arg: Option<&str>) -> Result<PathBuf, String> {
     }
     Err(format!(
         "`{arg}` is neither a file nor a known model (known: {})",
-        store::CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        store::CATALOG
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }

@@ -46,7 +46,11 @@ async fn serve(a: ServeArgs) -> CliResult {
     let served_name = a
         .served_model_name
         .clone()
-        .or_else(|| a.model.clone().filter(|m| !std::path::Path::new(m).exists()))
+        .or_else(|| {
+            a.model
+                .clone()
+                .filter(|m| !std::path::Path::new(m).exists())
+        })
         .unwrap_or_else(|| crate::store::DEFAULT_MODEL.to_owned());
     let state = AppState::new(served_name.clone());
     tracing::info!(%local, "listening; loading the model");
@@ -56,19 +60,22 @@ async fn serve(a: ServeArgs) -> CliResult {
         let model_arg = a.model.clone();
         let explicit_name = a.served_model_name.clone();
         let threads = a.threads.unwrap_or_else(pool::physical_cores);
-        tokio::task::spawn_blocking(move || load_and_start(&state, model_arg.as_deref(), explicit_name, threads))
+        tokio::task::spawn_blocking(move || {
+            load_and_start(&state, model_arg.as_deref(), explicit_name, threads)
+        })
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -92,7 +99,12 @@ async fn serve(a: ServeArgs) -> CliResult {
     }
 }
 
-fn load_and_start(state: &AppState, model_arg: Option<&str>, explicit_name: Option<String>, threads: usize) -> CliResult {
+fn load_and_start(
+    state: &AppState,
+    model_arg: Option<&str>,
+    explicit_name: Option<String>,
+    threads: usize,
+) -> CliResult {
     let path = resolve::model_path(model_arg)?;
     let started = std::time::Instant::now();
     let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));

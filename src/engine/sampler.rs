@@ -47,7 +47,10 @@ impl Sampler {
         cand.sort_unstable_by(by_logit);
         let t = p.temperature as f64;
         let max = cand[0].1 as f64;
-        let mut probs: Vec<f64> = cand.iter().map(|&(_, l)| ((l as f64 - max) / t).exp()).collect();
+        let mut probs: Vec<f64> = cand
+            .iter()
+            .map(|&(_, l)| ((l as f64 - max) / t).exp())
+            .collect();
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|q| *q /= total);
         let mut keep = probs.len();
@@ -100,7 +103,11 @@ pub fn logprob_of(logits: &[f32], token: u32, top: usize) -> TokenLogprob {
     if top > 0 {
         let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
         let k = top.min(idx.len());
-        let cmp = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
+        let cmp = |a: &u32, b: &u32| {
+            logits[*b as usize]
+                .total_cmp(&logits[*a as usize])
+                .then(a.cmp(b))
+        };
         idx.select_nth_unstable_by(k - 1, cmp);
         idx.truncate(k);
         idx.sort_unstable_by(cmp);
@@ -165,7 +172,10 @@ mod tests {
     fn logprobs_are_normalised_and_ranked() {
         let logits = vec![1.0f32, 3.0, 2.0];
         let lp = logprob_of(&logits, 2, 2);
-        let total: f64 = logits.iter().map(|&l| (logprob_of(&logits, 0, 0).logprob as f64 + (l - 1.0) as f64).exp()).sum();
+        let total: f64 = logits
+            .iter()
+            .map(|&l| (logprob_of(&logits, 0, 0).logprob as f64 + (l - 1.0) as f64).exp())
+            .sum();
         assert!((total - 1.0).abs() < 1e-6);
         assert_eq!(lp.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(lp.top[1].1, lp.logprob);

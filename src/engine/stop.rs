@@ -95,7 +95,10 @@ mod tests {
 
     #[test]
     fn matches_across_token_boundaries() {
-        assert_eq!(run(&["END"], &["abc E", "N", "D tail"]), ("abc ".into(), Some("END".into())));
+        assert_eq!(
+            run(&["END"], &["abc E", "N", "D tail"]),
+            ("abc ".into(), Some("END".into()))
+        );
     }
 
     #[test]
@@ -105,7 +108,10 @@ mod tests {
 
     #[test]
     fn earliest_of_several_stops_wins() {
-        assert_eq!(run(&["world", "lo"], &["hello world"]), ("hel".into(), Some("lo".into())));
+        assert_eq!(
+            run(&["world", "lo"], &["hello world"]),
+            ("hel".into(), Some("lo".into()))
+        );
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl<B: Backend> Engine<B> {
         }
     }
 
-    fn generate(&mut self, req: &GenerateRequest, events: &UnboundedSender<Result<Event, EngineError>>) -> Result<Usage, Cancelled> {
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        events: &UnboundedSender<Result<Event, EngineError>>,
+    ) -> Result<Usage, Cancelled> {
         let p = &req.params;
         let cfg = &self.model.config;
         let mut cache = self
@@ -107,7 +111,14 @@ impl<B: Backend> Engine<B> {
             } else {
                 Vec::new()
             };
-            let logits = self.model.forward(&self.backend, &mut self.scratch, &mut cache, chunk, &positions, &rows);
+            let logits = self.model.forward(
+                &self.backend,
+                &mut self.scratch,
+                &mut cache,
+                chunk,
+                &positions,
+                &rows,
+            );
             if events.is_closed() {
                 return Err(Cancelled);
             }
@@ -129,7 +140,8 @@ impl<B: Backend> Engine<B> {
         }
 
         let mut sampler = Sampler::new(p);
-        let mut decoder = IncrementalDecoder::new(self.tokenizer.clone());
+        let tokenizer = self.tokenizer.clone();
+        let mut decoder = IncrementalDecoder::new(&tokenizer, true);
         let mut stops = StopMatcher::new(&p.stop);
         let mut pos = prompt.len();
         let mut generated = 0usize;
@@ -144,11 +156,19 @@ impl<B: Backend> Engine<B> {
                 return Ok(usage(generated));
             }
             let id = sampler.sample(&last_logits);
-            let logprob: Option<TokenLogprob> = p.logprobs.map(|top| logprob_of(&last_logits, id, top));
+            let logprob: Option<TokenLogprob> =
+                p.logprobs.map(|top| logprob_of(&last_logits, id, top));
             generated += 1;
             if !p.ignore_eos && self.tokenizer.is_eog(id) {
                 let text = decoder.flush() + &stops.finish();
-                send(events, Event::Token { id, text: String::new(), logprob })?;
+                send(
+                    events,
+                    Event::Token {
+                        id,
+                        text: String::new(),
+                        logprob,
+                    },
+                )?;
                 send_finish(events, FinishReason::Stop, text, usage(generated), None)?;
                 return Ok(usage(generated));
             }
@@ -157,16 +177,27 @@ impl<B: Backend> Engine<B> {
                 StopOutcome::Continue(text) => send(events, Event::Token { id, text, logprob })?,
                 StopOutcome::Stopped { text, stop } => {
                     send(events, Event::Token { id, text, logprob })?;
-                    send_finish(events, FinishReason::Stop, String::new(), usage(generated), Some(stop))?;
+                    send_finish(
+                        events,
+                        FinishReason::Stop,
+                        String::new(),
+                        usage(generated),
+                        Some(stop),
+                    )?;
                     return Ok(usage(generated));
                 }
             }
             if generated >= p.max_tokens {
                 continue;
             }
-            let logits = self
-                .model
-                .forward(&self.backend, &mut self.scratch, &mut cache, &[id], &[pos as u32], &[0]);
+            let logits = self.model.forward(
+                &self.backend,
+                &mut self.scratch,
+                &mut cache,
+                &[id],
+                &[pos as u32],
+                &[0],
+            );
             last_logits = logits;
             pos += 1;
         }

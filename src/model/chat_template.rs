@@ -20,9 +20,12 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<Value, Error> {
+                Err(Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned(NAME, source.to_owned())
             .map_err(|e| ModelError::ChatTemplate(describe(&e)))?;
@@ -47,7 +50,10 @@ impl ChatTemplate {
             .get_template(NAME)
             .map_err(|e| ModelError::ChatTemplate(describe(&e)))?;
         let mut ctx: serde_json::Map<String, serde_json::Value> = extra.clone();
-        ctx.insert("messages".into(), serde_json::Value::Array(messages.to_vec()));
+        ctx.insert(
+            "messages".into(),
+            serde_json::Value::Array(messages.to_vec()),
+        );
         ctx.insert("add_generation_prompt".into(), add_generation_prompt.into());
         ctx.insert("bos_token".into(), self.bos_token.clone().into());
         ctx.insert("eos_token".into(), self.eos_token.clone().into());
@@ -72,8 +78,18 @@ fn strftime_now(fmt: String) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let mut out = String::new();
     let mut chars = fmt.chars();
@@ -128,7 +144,11 @@ mod tests {
     fn renders_chatml_with_default_system() {
         let t = ChatTemplate::new(CHATML, "<|im_start|>", "<|im_end|>").unwrap();
         let out = t
-            .render(&[json!({"role": "user", "content": "Hi"})], true, &Default::default())
+            .render(
+                &[json!({"role": "user", "content": "Hi"})],
+                true,
+                &Default::default(),
+            )
             .unwrap();
         assert_eq!(
             out,
@@ -141,11 +161,19 @@ mod tests {
         let src = "{% for m in messages %}{% if m.role not in ['user','assistant'] %}{{ raise_exception('Bad role: ' + m.role) }}{% endif %}{{ m.content.strip().upper() }}{% if m.content.startswith(' ') %}!{% endif %}{% endfor %}{{ bos_token }}";
         let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
         let ok = t
-            .render(&[json!({"role": "user", "content": " hi "})], false, &Default::default())
+            .render(
+                &[json!({"role": "user", "content": " hi "})],
+                false,
+                &Default::default(),
+            )
             .unwrap();
         assert_eq!(ok, "HI!<s>");
         let err = t
-            .render(&[json!({"role": "tool", "content": "x"})], false, &Default::default())
+            .render(
+                &[json!({"role": "tool", "content": "x"})],
+                false,
+                &Default::default(),
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("Bad role: tool"), "{err}");
@@ -153,7 +181,10 @@ mod tests {
 
     #[test]
     fn a_broken_template_is_a_clear_error() {
-        let err = ChatTemplate::new("{% for %}", "", "").err().unwrap().to_string();
+        let err = ChatTemplate::new("{% for %}", "", "")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.starts_with("chat template:"), "{err}");
     }
 

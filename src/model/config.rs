@@ -44,10 +44,13 @@ impl ModelConfig {
                 "{n_heads} attention heads cannot share {n_kv_heads} key/value heads"
             )));
         }
-        let head_dim = f.get_u64_or(&key("attention.key_length"), (d_model / n_heads) as u64)? as usize;
+        let head_dim =
+            f.get_u64_or(&key("attention.key_length"), (d_model / n_heads) as u64)? as usize;
         let rope_dims = f.get_u64_or(&key("rope.dimension_count"), head_dim as u64)? as usize;
         if rope_dims > head_dim || !rope_dims.is_multiple_of(2) {
-            return Err(malformed(format!("rope dimension {rope_dims} does not fit head size {head_dim}")));
+            return Err(malformed(format!(
+                "rope dimension {rope_dims} does not fit head size {head_dim}"
+            )));
         }
         let theta = f.get_f64_or(&key("rope.freq_base"), 10000.0)? as f32;
         if let Some(kind) = f.get_str_opt(&key("rope.scaling.type"))? {

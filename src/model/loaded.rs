@@ -30,8 +30,15 @@ pub fn load<B: Backend>(path: &Path, backend: &B) -> Result<LoadedModel<B>> {
     let tokenizer = Tokenizer::from_gguf(&file)?;
     let template = match file.get_str_opt("tokenizer.chat_template")? {
         Some(src) => {
-            let name = |id: Option<u32>| id.map(|i| tokenizer.token_text(i).to_owned()).unwrap_or_default();
-            Some(ChatTemplate::new(src, &name(tokenizer.bos_id()), &name(tokenizer.eos_id()))?)
+            let name = |id: Option<u32>| {
+                id.map(|i| tokenizer.token_text(i).to_owned())
+                    .unwrap_or_default()
+            };
+            Some(ChatTemplate::new(
+                src,
+                &name(tokenizer.bos_id()),
+                &name(tokenizer.eos_id()),
+            )?)
         }
         None => None,
     };

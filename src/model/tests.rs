@@ -39,10 +39,15 @@ fn tiny_llama(arch: &str, untied: bool, skip: &[&str]) -> GgufWriter {
         .meta("llama.attention.head_count", MetaValue::U32(4))
         .meta("llama.attention.head_count_kv", MetaValue::U32(2))
         .meta("llama.rope.freq_base", MetaValue::F32(10000.0))
-        .meta("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(1e-5))
+        .meta(
+            "llama.attention.layer_norm_rms_epsilon",
+            MetaValue::F32(1e-5),
+        )
         .meta(
             "tokenizer.ggml.tokens",
-            MetaValue::Array(MetaArray::Str((0..VOCAB).map(|i| format!("t{i}")).collect())),
+            MetaValue::Array(MetaArray::Str(
+                (0..VOCAB).map(|i| format!("t{i}")).collect(),
+            )),
         );
     let mut seed = 1;
     let mut add = |w: &mut GgufWriter, name: &str, rows: usize, cols: usize, ty: GgmlType| {
@@ -54,7 +59,10 @@ fn tiny_llama(arch: &str, untied: bool, skip: &[&str]) -> GgufWriter {
         let (dims, data): (Vec<u64>, Vec<u8>) = match ty {
             GgmlType::F32 => {
                 let v: Vec<f32> = v.iter().map(|x| 1.0 + x).collect();
-                (vec![cols as u64], v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                (
+                    vec![cols as u64],
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
             }
             GgmlType::Q8_0 => (vec![cols as u64, rows as u64], quantize_q8_0(&v)),
             _ => (vec![cols as u64, rows as u64], quantize_q4_1(&v)),
@@ -101,39 +109,69 @@ fn load(w: &GgufWriter, name: &str) -> Result<Llama<CpuBackend>, ModelError> {
 
 #[test]
 fn missing_tensor_is_named_with_the_file() {
-    let e = load(&tiny_llama("llama", false, &["blk.1.ffn_up.weight"]), "missing.gguf")
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("missing.gguf") && e.contains("blk.1.ffn_up.weight") && e.contains("missing"), "{e}");
+    let e = load(
+        &tiny_llama("llama", false, &["blk.1.ffn_up.weight"]),
+        "missing.gguf",
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("missing.gguf") && e.contains("blk.1.ffn_up.weight") && e.contains("missing"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_architecture_is_named() {
-    let e = load(&tiny_llama("mamba", false, &[]), "arch.gguf").err().unwrap().to_string();
-    assert!(e.contains("architecture `mamba`") && e.contains("arch.gguf"), "{e}");
+    let e = load(&tiny_llama("mamba", false, &[]), "arch.gguf")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("architecture `mamba`") && e.contains("arch.gguf"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unsupported_tensor_type_is_named() {
     let mut w = tiny_llama("llama", false, &["blk.0.attn_q.weight"]);
     // Q4_K blocks hold 256 values: 64×256 is a whole number of them.
-    w.tensor("blk.0.attn_q.weight", &[D as u64, D as u64], GgmlType::Q4K, vec![0u8; D * D / 256 * 144]);
+    w.tensor(
+        "blk.0.attn_q.weight",
+        &[D as u64, D as u64],
+        GgmlType::Q4K,
+        vec![0u8; D * D / 256 * 144],
+    );
     let e = load(&w, "q4k.gguf").err().unwrap().to_string();
-    assert!(e.contains("blk.0.attn_q.weight") && e.contains("Q4_K") && e.contains("not supported"), "{e}");
+    assert!(
+        e.contains("blk.0.attn_q.weight") && e.contains("Q4_K") && e.contains("not supported"),
+        "{e}"
+    );
 }
 
 #[test]
 fn wrong_shape_is_named() {
     let mut w = tiny_llama("llama", false, &["blk.0.attn_k.weight"]);
-    w.tensor("blk.0.attn_k.weight", &[D as u64, 64], GgmlType::Q8_0, quantize_q8_0(&values(64 * D, 9)));
+    w.tensor(
+        "blk.0.attn_k.weight",
+        &[D as u64, 64],
+        GgmlType::Q8_0,
+        quantize_q8_0(&values(64 * D, 9)),
+    );
     let e = load(&w, "shape.gguf").err().unwrap().to_string();
-    assert!(e.contains("blk.0.attn_k.weight") && e.contains("shape"), "{e}");
+    assert!(
+        e.contains("blk.0.attn_k.weight") && e.contains("shape"),
+        "{e}"
+    );
 }
 
 fn logits_all_at_once(m: &Llama<CpuBackend>, b: &CpuBackend, ids: &[u32]) -> Vec<f32> {
     let c = &m.config;
-    let mut cache = b.kv_cache(c.n_layers, c.context_length, c.heads.kv_dim()).unwrap();
+    let mut cache = b
+        .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
+        .unwrap();
     let mut s = m.scratch(b);
     let pos: Vec<u32> = (0..ids.len() as u32).collect();
     let rows: Vec<usize> = (0..ids.len()).collect();
@@ -143,21 +181,40 @@ fn logits_all_at_once(m: &Llama<CpuBackend>, b: &CpuBackend, ids: &[u32]) -> Vec
 #[test]
 fn cached_decoding_equals_the_full_pass_bit_for_bit() {
     for untied in [false, true] {
-        let m = load(&tiny_llama("llama", untied, &[]), &format!("inv-{untied}.gguf")).unwrap();
+        let m = load(
+            &tiny_llama("llama", untied, &[]),
+            &format!("inv-{untied}.gguf"),
+        )
+        .unwrap();
         let b = backend();
         let ids: Vec<u32> = vec![3, 17, 5, 39, 0, 22, 8, 8, 11];
         let full = logits_all_at_once(&m, &b, &ids);
         let c = &m.config;
-        let mut cache = b.kv_cache(c.n_layers, c.context_length, c.heads.kv_dim()).unwrap();
+        let mut cache = b
+            .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
+            .unwrap();
         let mut s = m.scratch(&b);
         // A 4-token chunk, then one token at a time.
-        let mut stepwise = m.forward(&b, &mut s, &mut cache, &ids[..4], &[0, 1, 2, 3], &[0, 1, 2, 3]);
+        let mut stepwise = m.forward(
+            &b,
+            &mut s,
+            &mut cache,
+            &ids[..4],
+            &[0, 1, 2, 3],
+            &[0, 1, 2, 3],
+        );
         for (i, &id) in ids.iter().enumerate().skip(4) {
             stepwise.extend(m.forward(&b, &mut s, &mut cache, &[id], &[i as u32], &[0]));
         }
         assert_eq!(full.len(), ids.len() * VOCAB);
-        let same = full.iter().zip(&stepwise).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "untied={untied}: logits depend on how the sequence was batched");
+        let same = full
+            .iter()
+            .zip(&stepwise)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "untied={untied}: logits depend on how the sequence was batched"
+        );
         assert!(full.iter().all(|v| v.is_finite()));
     }
 }
@@ -167,5 +224,8 @@ fn tied_and_untied_heads_differ() {
     let b = backend();
     let tied = load(&tiny_llama("llama", false, &[]), "tied.gguf").unwrap();
     let untied = load(&tiny_llama("llama", true, &[]), "untied.gguf").unwrap();
-    assert_ne!(logits_all_at_once(&tied, &b, &[1, 2]), logits_all_at_once(&untied, &b, &[1, 2]));
+    assert_ne!(
+        logits_all_at_once(&tied, &b, &[1, 2]),
+        logits_all_at_once(&untied, &b, &[1, 2])
+    );
 }

@@ -16,7 +16,9 @@ pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiErro
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 ApiError::PayloadTooLarge(MAX_BODY_BYTES)
             } else {
                 ApiError::bad(format!("could not read the request body: {e}"), "body")

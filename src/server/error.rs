@@ -48,13 +48,17 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Engine(e) => match e {
-                EngineError::EmptyPrompt | EngineError::TokenOutOfRange { .. } | EngineError::ContextOverflow { .. } => {
-                    StatusCode::BAD_REQUEST
+                EngineError::EmptyPrompt
+                | EngineError::TokenOutOfRange { .. }
+                | EngineError::ContextOverflow { .. } => StatusCode::BAD_REQUEST,
+                EngineError::Stopped | EngineError::Internal(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
                 }
-                EngineError::Stopped | EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Model(e) => match e {
-                ModelError::ChatTemplate(_) | ModelError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+                ModelError::ChatTemplate(_) | ModelError::InvalidInput(_) => {
+                    StatusCode::BAD_REQUEST
+                }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,7 +81,9 @@ impl ApiError {
             ApiError::BadRequest { param, .. } => *param,
             ApiError::ModelNotFound(_) => Some("model"),
             ApiError::Engine(EngineError::ContextOverflow { .. }) => Some("max_tokens"),
-            ApiError::Engine(EngineError::EmptyPrompt | EngineError::TokenOutOfRange { .. }) => Some("prompt"),
+            ApiError::Engine(EngineError::EmptyPrompt | EngineError::TokenOutOfRange { .. }) => {
+                Some("prompt")
+            }
             ApiError::Model(ModelError::ChatTemplate(_)) => Some("messages"),
             _ => None,
         }

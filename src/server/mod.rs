@@ -20,7 +20,11 @@ use tokio::net::TcpListener;
 /// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `listener` until
 /// `shutdown` resolves, then stops accepting, marks the server not ready,
 /// and waits for requests in flight to finish.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);

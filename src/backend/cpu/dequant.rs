@@ -18,7 +18,9 @@ pub fn dequantize(isa: Isa, format: WeightFormat, bytes: &[u8], out: &mut [f32])
         // SAFETY: `isa` is only ever a level `Isa::supported` vouched for,
         // and the lengths were checked above.
         match isa {
-            Isa::Avx512 => return with_block!(format, B => unsafe { x86::run512::<B>(src, dst, n) }),
+            Isa::Avx512 => {
+                return with_block!(format, B => unsafe { x86::run512::<B>(src, dst, n) })
+            }
             Isa::Avx2 => return with_block!(format, B => unsafe { x86::run256::<B>(src, dst, n) }),
             Isa::Scalar => {}
         }
@@ -78,7 +80,10 @@ mod tests {
             (WeightFormat::Q8_0, quantize_q8_0(&v)),
             (WeightFormat::F16, encode_half(WeightFormat::F16, &v)),
             (WeightFormat::Bf16, encode_half(WeightFormat::Bf16, &v)),
-            (WeightFormat::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            (
+                WeightFormat::F32,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ),
         ];
         for (format, bytes) in &encoded {
             let mut want = vec![0f32; v.len()];
@@ -89,8 +94,14 @@ mod tests {
                 }
                 let mut got = vec![0f32; v.len()];
                 dequantize(isa, *format, bytes, &mut got);
-                let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{format:?} on {isa:?} differs from the scalar reference");
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{format:?} on {isa:?} differs from the scalar reference"
+                );
             }
         }
     }
@@ -105,7 +116,11 @@ mod tests {
         ] {
             let mut back = vec![0f32; v.len()];
             dequantize_scalar(format, &bytes, &mut back);
-            let err = v.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let err = v
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(err <= tol, "{format:?}: max error {err} > {tol}");
         }
     }

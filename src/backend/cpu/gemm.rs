@@ -27,15 +27,29 @@ pub struct CpuMatrix {
 
 impl CpuMatrix {
     /// `cols` must be a multiple of 32 and `bytes` hold exactly rows × cols.
-    pub fn new(format: WeightFormat, rows: usize, cols: usize, bytes: SharedBytes) -> Result<Self, String> {
+    pub fn new(
+        format: WeightFormat,
+        rows: usize,
+        cols: usize,
+        bytes: SharedBytes,
+    ) -> Result<Self, String> {
         if !cols.is_multiple_of(BLOCK) {
             return Err(format!("row length {cols} is not a multiple of {BLOCK}"));
         }
         let want = rows * format.row_bytes(cols);
         if bytes.len() != want {
-            return Err(format!("{} bytes for a {rows}×{cols} {} matrix, expected {want}", bytes.len(), format.name()));
+            return Err(format!(
+                "{} bytes for a {rows}×{cols} {} matrix, expected {want}",
+                bytes.len(),
+                format.name()
+            ));
         }
-        Ok(CpuMatrix { format, rows, cols, bytes })
+        Ok(CpuMatrix {
+            format,
+            rows,
+            cols,
+            bytes,
+        })
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -120,7 +134,17 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
 
 /// out[i*n + r0 + j] = x[i] · panel[j] for all i < t, j < rows.
 #[allow(clippy::too_many_arguments)]
-unsafe fn panel_kernel(isa: Isa, x: &[f32], t: usize, k: usize, panel: &[f32], rows: usize, out: *mut f32, n: usize, r0: usize) {
+unsafe fn panel_kernel(
+    isa: Isa,
+    x: &[f32],
+    t: usize,
+    k: usize,
+    panel: &[f32],
+    rows: usize,
+    out: *mut f32,
+    n: usize,
+    r0: usize,
+) {
     #[cfg(target_arch = "x86_64")]
     match isa {
         Isa::Avx512 => return x86::panel_avx512(x, t, k, panel, rows, out, n, r0),
@@ -164,7 +188,13 @@ mod x86 {
     /// time sharing each load of x. Per output: one accumulator fed block
     /// by block in k order, exactly as the panel kernel feeds it.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
-    pub unsafe fn fused_avx512<B: Block>(x: &[f32], w: *const u8, row_bytes: usize, rows: usize, out: *mut f32) {
+    pub unsafe fn fused_avx512<B: Block>(
+        x: &[f32],
+        w: *const u8,
+        row_bytes: usize,
+        rows: usize,
+        out: *mut f32,
+    ) {
         let n_blocks = x.len() / 32;
         let xp = x.as_ptr();
         let mut j = 0;
@@ -197,7 +227,13 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn fused_avx2<B: Block>(x: &[f32], w: *const u8, row_bytes: usize, rows: usize, out: *mut f32) {
+    pub unsafe fn fused_avx2<B: Block>(
+        x: &[f32],
+        w: *const u8,
+        row_bytes: usize,
+        rows: usize,
+        out: *mut f32,
+    ) {
         let n_blocks = x.len() / 32;
         let xp = x.as_ptr();
         let mut j = 0;
@@ -238,7 +274,16 @@ mod x86 {
     /// Tiles of 4 activation rows × 4 weight rows (16 accumulators), then
     /// the leftovers one pair at a time with the identical per-pair sequence.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
-    pub unsafe fn panel_avx512(x: &[f32], t: usize, k: usize, panel: &[f32], rows: usize, out: *mut f32, n: usize, r0: usize) {
+    pub unsafe fn panel_avx512(
+        x: &[f32],
+        t: usize,
+        k: usize,
+        panel: &[f32],
+        rows: usize,
+        out: *mut f32,
+        n: usize,
+        r0: usize,
+    ) {
         let xp = x.as_ptr();
         let wp = panel.as_ptr();
         let rows4 = rows / 4 * 4;
@@ -286,7 +331,8 @@ mod x86 {
                 while kk < k {
                     let xv = _mm512_loadu_ps(xp.add(ii * k + kk));
                     for b in 0..4 {
-                        acc[b] = _mm512_fmadd_ps(_mm512_loadu_ps(wp.add((j + b) * k + kk)), xv, acc[b]);
+                        acc[b] =
+                            _mm512_fmadd_ps(_mm512_loadu_ps(wp.add((j + b) * k + kk)), xv, acc[b]);
                     }
                     kk += 16;
                 }
@@ -335,7 +381,16 @@ mod x86 {
 
     /// Tiles of 2 activation rows × 4 weight rows (8 of 16 registers).
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn panel_avx2(x: &[f32], t: usize, k: usize, panel: &[f32], rows: usize, out: *mut f32, n: usize, r0: usize) {
+    pub unsafe fn panel_avx2(
+        x: &[f32],
+        t: usize,
+        k: usize,
+        panel: &[f32],
+        rows: usize,
+        out: *mut f32,
+        n: usize,
+        r0: usize,
+    ) {
         let xp = x.as_ptr();
         let wp = panel.as_ptr();
         let rows4 = rows / 4 * 4;
@@ -399,7 +454,9 @@ mod tests {
         let mut out = vec![0f64; t * n];
         for i in 0..t {
             for j in 0..n {
-                out[i * n + j] = (0..k).map(|kk| x[i * k + kk] as f64 * w[j * k + kk] as f64).sum();
+                out[i * n + j] = (0..k)
+                    .map(|kk| x[i * k + kk] as f64 * w[j * k + kk] as f64)
+                    .sum();
             }
         }
         out
@@ -413,7 +470,10 @@ mod tests {
         for (format, bytes) in [
             (WeightFormat::Q4_1, quantize_q4_1(&wv)),
             (WeightFormat::Q8_0, quantize_q8_0(&wv)),
-            (WeightFormat::F32, wv.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            (
+                WeightFormat::F32,
+                wv.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
         ] {
             let mut deq = vec![0f32; n * k];
             dequantize_scalar(format, &bytes, &mut deq);
@@ -428,13 +488,19 @@ mod tests {
                 matmul(&pool, isa, &x, t, &m, &mut out);
                 let want = reference(&x, t, &deq, n, k);
                 for (g, w) in out.iter().zip(&want) {
-                    assert!((*g as f64 - w).abs() < 1e-4, "{format:?}/{isa:?}: {g} vs {w}");
+                    assert!(
+                        (*g as f64 - w).abs() < 1e-4,
+                        "{format:?}/{isa:?}: {g} vs {w}"
+                    );
                 }
                 // Each row alone gives the very same bits as inside the batch.
                 for i in 0..t {
                     let mut one = vec![0f32; n];
                     matmul(&pool, isa, &x[i * k..(i + 1) * k], 1, &m, &mut one);
-                    let same = one.iter().zip(&out[i * n..(i + 1) * n]).all(|(a, b)| a.to_bits() == b.to_bits());
+                    let same = one
+                        .iter()
+                        .zip(&out[i * n..(i + 1) * n])
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "{format:?}/{isa:?}: row {i} differs alone vs batched");
                 }
             }

@@ -61,10 +61,20 @@ impl Backend for CpuBackend {
     type KvCache = CpuKvCache;
 
     fn describe(&self) -> String {
-        format!("cpu ({}, {} threads)", self.isa.name(), self.pool.n_threads())
+        format!(
+            "cpu ({}, {} threads)",
+            self.isa.name(),
+            self.pool.n_threads()
+        )
     }
 
-    fn matrix(&self, format: WeightFormat, rows: usize, cols: usize, bytes: SharedBytes) -> Result<CpuMatrix, BackendError> {
+    fn matrix(
+        &self,
+        format: WeightFormat,
+        rows: usize,
+        cols: usize,
+        bytes: SharedBytes,
+    ) -> Result<CpuMatrix, BackendError> {
         CpuMatrix::new(format, rows, cols, bytes).map_err(BackendError::Matrix)
     }
 
@@ -87,7 +97,12 @@ impl Backend for CpuBackend {
         buf.rows = rows;
     }
 
-    fn kv_cache(&self, layers: usize, capacity: usize, kv_dim: usize) -> Result<CpuKvCache, BackendError> {
+    fn kv_cache(
+        &self,
+        layers: usize,
+        capacity: usize,
+        kv_dim: usize,
+    ) -> Result<CpuKvCache, BackendError> {
         Ok(CpuKvCache::new(layers, capacity, kv_dim))
     }
 
@@ -106,7 +121,14 @@ impl Backend for CpuBackend {
 
     fn matmul(&self, x: &CpuBuffer, w: &CpuMatrix, out: &mut CpuBuffer) {
         self.resize(out, x.rows);
-        gemm::matmul(&self.pool, self.isa, x.as_slice(), x.rows, w, out.as_mut_slice());
+        gemm::matmul(
+            &self.pool,
+            self.isa,
+            x.as_slice(),
+            x.rows,
+            w,
+            out.as_mut_slice(),
+        );
     }
 
     fn rope(&self, x: &mut CpuBuffer, positions: &[u32], head_dim: usize, rope: &Rope) {

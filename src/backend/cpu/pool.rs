@@ -116,9 +116,8 @@ impl ComputePool {
         let job: &(dyn Fn(usize) + Sync + '_) = &f;
         // SAFETY: erase the lifetime; the offer is withdrawn and every
         // worker has left before this function returns.
-        let job: &'static Job = unsafe {
-            std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Job>(job)
-        };
+        let job: &'static Job =
+            unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Job>(job) };
         s.n_tasks.store(n_tasks, Ordering::Relaxed);
         s.next_task.store(0, Ordering::Relaxed);
         s.finished_tasks.store(0, Ordering::Relaxed);
@@ -218,7 +217,11 @@ impl Drop for ComputePool {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::Relaxed);
         {
-            let _g = self.shared.park_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _g = self
+                .shared
+                .park_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             self.shared.wake.notify_all();
         }
         for w in self.workers.drain(..) {

@@ -4,9 +4,9 @@
 mod cursor;
 mod ggml_type;
 mod reader;
-mod value;
 #[cfg(test)]
 mod tests;
+mod value;
 pub mod writer;
 
 pub use ggml_type::GgmlType;

@@ -4,13 +4,13 @@
 use super::cursor::{Cursor, CursorResult};
 use super::ggml_type::GgmlType;
 use super::value::{MetaArray, MetaValue};
-use crate::model::error::{ModelError, Result};
 use crate::backend::SharedBytes;
+use crate::model::error::{ModelError, Result};
 use memmap2::Mmap;
-use std::sync::Arc;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
@@ -171,7 +171,8 @@ impl GgufFile {
 
     pub fn get_u64(&self, key: &str) -> Result<u64> {
         let v = self.require(key)?;
-        v.as_u64().ok_or_else(|| self.wrong(key, "an unsigned integer"))
+        v.as_u64()
+            .ok_or_else(|| self.wrong(key, "an unsigned integer"))
     }
 
     pub fn get_u64_or(&self, key: &str, default: u64) -> Result<u64> {
@@ -316,7 +317,9 @@ fn read_tensor_info(c: &mut Cursor, i: usize) -> CursorResult<TensorInfo> {
     let name = c.string(&format!("name of tensor #{i}"))?;
     let n_dims = c.u32(&format!("dimension count of `{name}`"))?;
     if n_dims == 0 || n_dims > 4 {
-        return Err(format!("tensor `{name}` has {n_dims} dimensions (1 to 4 allowed)"));
+        return Err(format!(
+            "tensor `{name}` has {n_dims} dimensions (1 to 4 allowed)"
+        ));
     }
     let mut dims = Vec::with_capacity(n_dims as usize);
     for _ in 0..n_dims {

@@ -19,7 +19,10 @@ fn sample() -> GgufWriter {
             "tokenizer.ggml.tokens",
             MetaValue::Array(MetaArray::Str(vec!["a".into(), "b".into()])),
         )
-        .meta("tokenizer.ggml.scores", MetaValue::Array(MetaArray::F32(vec![0.5, -1.0])));
+        .meta(
+            "tokenizer.ggml.scores",
+            MetaValue::Array(MetaArray::F32(vec![0.5, -1.0])),
+        );
     let f32s: Vec<u8> = (0..8).flat_map(|i| (i as f32).to_le_bytes()).collect();
     w.tensor("t.f32", &[4, 2], GgmlType::F32, f32s);
     w.tensor("t.q8", &[32], GgmlType::Q8_0, vec![7u8; 34]);
@@ -34,8 +37,14 @@ fn round_trips_metadata_and_tensors() {
     assert_eq!(f.get_str("general.architecture").unwrap(), "llama");
     assert_eq!(f.get_u64("llama.block_count").unwrap(), 2);
     assert_eq!(f.get_f64_or("a.float", 0.0).unwrap(), 1.5);
-    assert_eq!(f.get_str_array("tokenizer.ggml.tokens").unwrap(), ["a", "b"]);
-    assert_eq!(f.get_f32_array("tokenizer.ggml.scores").unwrap(), [0.5, -1.0]);
+    assert_eq!(
+        f.get_str_array("tokenizer.ggml.tokens").unwrap(),
+        ["a", "b"]
+    );
+    assert_eq!(
+        f.get_f32_array("tokenizer.ggml.scores").unwrap(),
+        [0.5, -1.0]
+    );
     let t = f.tensor_info("t.f32").unwrap();
     assert_eq!(t.dims, [4, 2]);
     let bytes = f.tensor_bytes(t);
@@ -101,6 +110,8 @@ fn absurd_counts_do_not_allocate() {
 
 #[test]
 fn missing_file_names_the_path() {
-    let e = GgufFile::open("/nonexistent/x.gguf").unwrap_err().to_string();
+    let e = GgufFile::open("/nonexistent/x.gguf")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("/nonexistent/x.gguf"), "{e}");
 }

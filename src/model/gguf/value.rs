@@ -87,7 +87,9 @@ impl MetaValue {
     /// summarised.
     pub fn summary(&self) -> String {
         match self {
-            MetaValue::Str(s) if s.len() > 80 => format!("{:?}… ({} bytes)", &s[..s.floor_char_boundary(80)], s.len()),
+            MetaValue::Str(s) if s.len() > 80 => {
+                format!("{:?}… ({} bytes)", &s[..s.floor_char_boundary(80)], s.len())
+            }
             MetaValue::Str(s) => format!("{s:?}"),
             MetaValue::Array(a) => format!("[{} items]", a.len()),
             other => format!("{other:?}"),

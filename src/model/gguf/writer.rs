@@ -172,14 +172,22 @@ fn put_array(buf: &mut Vec<u8>, a: &MetaArray) {
     match a {
         MetaArray::U8(v) => buf.extend_from_slice(v),
         MetaArray::I8(v) => each!(v, |b: &mut Vec<u8>, x: &i8| b.push(*x as u8)),
-        MetaArray::U16(v) => each!(v, |b: &mut Vec<u8>, x: &u16| b.extend_from_slice(&x.to_le_bytes())),
-        MetaArray::I16(v) => each!(v, |b: &mut Vec<u8>, x: &i16| b.extend_from_slice(&x.to_le_bytes())),
-        MetaArray::U32(v) => each!(v, |b: &mut Vec<u8>, x: &u32| b.extend_from_slice(&x.to_le_bytes())),
-        MetaArray::I32(v) => each!(v, |b: &mut Vec<u8>, x: &i32| b.extend_from_slice(&x.to_le_bytes())),
-        MetaArray::U64(v) => each!(v, |b: &mut Vec<u8>, x: &u64| b.extend_from_slice(&x.to_le_bytes())),
-        MetaArray::I64(v) => each!(v, |b: &mut Vec<u8>, x: &i64| b.extend_from_slice(&x.to_le_bytes())),
-        MetaArray::F32(v) => each!(v, |b: &mut Vec<u8>, x: &f32| b.extend_from_slice(&x.to_le_bytes())),
-        MetaArray::F64(v) => each!(v, |b: &mut Vec<u8>, x: &f64| b.extend_from_slice(&x.to_le_bytes())),
+        MetaArray::U16(v) => each!(v, |b: &mut Vec<u8>, x: &u16| b
+            .extend_from_slice(&x.to_le_bytes())),
+        MetaArray::I16(v) => each!(v, |b: &mut Vec<u8>, x: &i16| b
+            .extend_from_slice(&x.to_le_bytes())),
+        MetaArray::U32(v) => each!(v, |b: &mut Vec<u8>, x: &u32| b
+            .extend_from_slice(&x.to_le_bytes())),
+        MetaArray::I32(v) => each!(v, |b: &mut Vec<u8>, x: &i32| b
+            .extend_from_slice(&x.to_le_bytes())),
+        MetaArray::U64(v) => each!(v, |b: &mut Vec<u8>, x: &u64| b
+            .extend_from_slice(&x.to_le_bytes())),
+        MetaArray::I64(v) => each!(v, |b: &mut Vec<u8>, x: &i64| b
+            .extend_from_slice(&x.to_le_bytes())),
+        MetaArray::F32(v) => each!(v, |b: &mut Vec<u8>, x: &f32| b
+            .extend_from_slice(&x.to_le_bytes())),
+        MetaArray::F64(v) => each!(v, |b: &mut Vec<u8>, x: &f64| b
+            .extend_from_slice(&x.to_le_bytes())),
         MetaArray::Bool(v) => each!(v, |b: &mut Vec<u8>, x: &bool| b.push(*x as u8)),
         MetaArray::Str(v) => each!(v, |b: &mut Vec<u8>, x: &String| put_str(b, x)),
         MetaArray::Array(v) => each!(v, put_array),

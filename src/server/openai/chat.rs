@@ -14,7 +14,10 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Value, ApiErro
     let model = resolve_model(state, req.model.as_deref())?;
     let template = model.template.as_ref().ok_or_else(|| {
         ApiError::bad(
-            format!("the model `{}` has no chat template; use /v1/completions", model.name),
+            format!(
+                "the model `{}` has no chat template; use /v1/completions",
+                model.name
+            ),
             "messages",
         )
     })?;
@@ -23,12 +26,19 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Value, ApiErro
     }
     let messages = normalize_messages(req.messages)?;
     let kwargs = req.chat_template_kwargs.unwrap_or_default();
-    let text = template.render(&messages, req.add_generation_prompt.unwrap_or(true), &kwargs)?;
+    let text = template.render(
+        &messages,
+        req.add_generation_prompt.unwrap_or(true),
+        &kwargs,
+    )?;
     let prompt = model.tokenizer.encode(&text, false, true);
     let top = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
         (true, k) => Some(check_logprobs(k.unwrap_or(0), "top_logprobs")?),
         (false, Some(_)) => {
-            return Err(ApiError::bad("top_logprobs requires logprobs to be true", "top_logprobs"))
+            return Err(ApiError::bad(
+                "top_logprobs requires logprobs to be true",
+                "top_logprobs",
+            ))
         }
         (false, None) => None,
     };
@@ -90,24 +100,40 @@ fn normalize_messages(messages: Vec<Value>) -> Result<Vec<Value>, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, mut m)| {
-            let obj = m
-                .as_object_mut()
-                .ok_or_else(|| ApiError::bad(format!("messages[{i}] must be an object"), "messages"))?;
+            let obj = m.as_object_mut().ok_or_else(|| {
+                ApiError::bad(format!("messages[{i}] must be an object"), "messages")
+            })?;
             match obj.get("role").and_then(Value::as_str) {
                 Some("system" | "user" | "assistant" | "tool" | "developer") => {}
                 Some(other) => {
-                    return Err(ApiError::bad(format!("messages[{i}].role `{other}` is not one of system, user, assistant, tool"), "messages"))
+                    return Err(ApiError::bad(
+                        format!(
+                        "messages[{i}].role `{other}` is not one of system, user, assistant, tool"
+                    ),
+                        "messages",
+                    ))
                 }
-                None => return Err(ApiError::bad(format!("messages[{i}] has no role"), "messages")),
+                None => {
+                    return Err(ApiError::bad(
+                        format!("messages[{i}] has no role"),
+                        "messages",
+                    ))
+                }
             }
             if let Some(Value::Array(parts)) = obj.get("content") {
                 let mut texts = Vec::new();
                 for (j, part) in parts.iter().enumerate() {
-                    match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
+                    match (
+                        part.get("type").and_then(Value::as_str),
+                        part.get("text").and_then(Value::as_str),
+                    ) {
                         (Some("text"), Some(t)) => texts.push(t.to_owned()),
                         (ty, _) => {
                             return Err(ApiError::bad(
-                                format!("messages[{i}].content[{j}]: only text parts are supported, got {}", ty.unwrap_or("no type")),
+                                format!(
+                                "messages[{i}].content[{j}]: only text parts are supported, got {}",
+                                ty.unwrap_or("no type")
+                            ),
                                 "messages",
                             ))
                         }

@@ -12,7 +12,10 @@ pub struct Finished {
     pub usage: Usage,
 }
 
-pub async fn run_to_end(engine: &EngineHandle, request: GenerateRequest) -> Result<Finished, ApiError> {
+pub async fn run_to_end(
+    engine: &EngineHandle,
+    request: GenerateRequest,
+) -> Result<Finished, ApiError> {
     let mut stream = engine.submit(request)?;
     let mut out = Finished {
         text: String::new(),
@@ -29,7 +32,10 @@ pub async fn run_to_end(engine: &EngineHandle, request: GenerateRequest) -> Resu
                 out.tokens.push((id, logprob));
             }
             Event::Finished {
-                reason, text, usage, ..
+                reason,
+                text,
+                usage,
+                ..
             } => {
                 out.text.push_str(&text);
                 out.finish_reason = reason;
@@ -38,5 +44,7 @@ pub async fn run_to_end(engine: &EngineHandle, request: GenerateRequest) -> Resu
             }
         }
     }
-    Err(ApiError::Internal("the engine ended the request without finishing it".into()))
+    Err(ApiError::Internal(
+        "the engine ended the request without finishing it".into(),
+    ))
 }

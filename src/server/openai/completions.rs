@@ -23,7 +23,10 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Value, A
         return Err(ApiError::bad("prompt must not be empty", "prompt"));
     }
     let echo = req.echo.unwrap_or(false);
-    let logprobs = req.logprobs.map(|k| check_logprobs(k, "logprobs")).transpose()?;
+    let logprobs = req
+        .logprobs
+        .map(|k| check_logprobs(k, "logprobs"))
+        .transpose()?;
     let context = model.engine.info().context_length;
     let v = validate(req.sampling)?;
     let names = TokenNames {
@@ -55,7 +58,11 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Value, A
                 let mut lp = CompletionLogprobs::default();
                 if echo {
                     for (j, &id) in prompt.iter().enumerate() {
-                        lp.push(&names, id, j.checked_sub(1).and_then(|k| done.prompt_logprobs.get(k)));
+                        lp.push(
+                            &names,
+                            id,
+                            j.checked_sub(1).and_then(|k| done.prompt_logprobs.get(k)),
+                        );
                     }
                 }
                 for (id, l) in &done.tokens {

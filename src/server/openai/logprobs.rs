@@ -16,7 +16,7 @@ impl TokenNames<'_> {
         if self.as_ids {
             format!("token_id:{id}")
         } else {
-            String::from_utf8_lossy(&self.tokenizer.token_bytes(id)).into_owned()
+            String::from_utf8_lossy(self.tokenizer.token_bytes(id)).into_owned()
         }
     }
 
@@ -56,7 +56,9 @@ impl CompletionLogprobs {
     pub fn push(&mut self, names: &TokenNames, id: u32, lp: Option<&TokenLogprob>) {
         let name = names.name(id);
         self.text_offset.push(self.offset);
-        self.offset += String::from_utf8_lossy(&names.tokenizer.token_bytes(id)).chars().count();
+        self.offset += String::from_utf8_lossy(names.tokenizer.token_bytes(id))
+            .chars()
+            .count();
         self.tokens.push(Value::String(name));
         match lp {
             Some(lp) => {

@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 /// The served model a request names; a missing `model` field means the one
 /// model served.
-fn resolve_model<'a>(state: &'a AppState, name: Option<&str>) -> Result<&'a Arc<ServedModel>, ApiError> {
+fn resolve_model<'a>(
+    state: &'a AppState,
+    name: Option<&str>,
+) -> Result<&'a Arc<ServedModel>, ApiError> {
     let model = state.model().ok_or(ApiError::NotReady)?;
     match name {
         Some(n) if n != model.name => Err(ApiError::ModelNotFound(n.to_owned())),

@@ -23,34 +23,54 @@ impl Validated {
     pub fn params_for(&self, index: usize, prompt_len: usize, context: usize) -> SamplingParams {
         let mut p = self.params.clone();
         p.seed = p.seed.map(|s| s.wrapping_add(index as u64));
-        p.max_tokens = self.max_tokens.unwrap_or(context.saturating_sub(prompt_len).max(1));
+        p.max_tokens = self
+            .max_tokens
+            .unwrap_or(context.saturating_sub(prompt_len).max(1));
         p
     }
 }
 
 pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
     if f.stream == Some(true) {
-        return Err(ApiError::bad("streaming responses are not supported yet; send \"stream\": false", "stream"));
+        return Err(ApiError::bad(
+            "streaming responses are not supported yet; send \"stream\": false",
+            "stream",
+        ));
     }
     let temperature = f.temperature.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) || temperature.is_nan() {
-        return Err(ApiError::bad(format!("temperature must be between 0 and 2, got {temperature}"), "temperature"));
+        return Err(ApiError::bad(
+            format!("temperature must be between 0 and 2, got {temperature}"),
+            "temperature",
+        ));
     }
     let top_p = f.top_p.unwrap_or(1.0);
     if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(ApiError::bad(format!("top_p must be in (0, 1], got {top_p}"), "top_p"));
+        return Err(ApiError::bad(
+            format!("top_p must be in (0, 1], got {top_p}"),
+            "top_p",
+        ));
     }
     let top_k = f.top_k.unwrap_or(0);
     if top_k < -1 {
-        return Err(ApiError::bad(format!("top_k must be -1 (off), 0 (off) or positive, got {top_k}"), "top_k"));
+        return Err(ApiError::bad(
+            format!("top_k must be -1 (off), 0 (off) or positive, got {top_k}"),
+            "top_k",
+        ));
     }
     let min_p = f.min_p.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&min_p) {
-        return Err(ApiError::bad(format!("min_p must be in [0, 1], got {min_p}"), "min_p"));
+        return Err(ApiError::bad(
+            format!("min_p must be in [0, 1], got {min_p}"),
+            "min_p",
+        ));
     }
     let n = f.n.unwrap_or(1);
     if !(1..=MAX_N).contains(&n) {
-        return Err(ApiError::bad(format!("n must be between 1 and {MAX_N}, got {n}"), "n"));
+        return Err(ApiError::bad(
+            format!("n must be between 1 and {MAX_N}, got {n}"),
+            "n",
+        ));
     }
     for (name, value, neutral) in [
         ("presence_penalty", f.presence_penalty, 0.0),
@@ -59,7 +79,9 @@ pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
     ] {
         if value.is_some_and(|v| v != neutral) {
             return Err(ApiError::BadRequest {
-                message: format!("{name} is not supported yet; leave it out or set it to {neutral}"),
+                message: format!(
+                    "{name} is not supported yet; leave it out or set it to {neutral}"
+                ),
                 param: None,
             });
         }
@@ -67,7 +89,10 @@ pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
     let max_tokens = match f.max_completion_tokens.or(f.max_tokens) {
         None => None,
         Some(m) if m < 1 => {
-            return Err(ApiError::bad(format!("max_tokens must be at least 1, got {m}"), "max_tokens"))
+            return Err(ApiError::bad(
+                format!("max_tokens must be at least 1, got {m}"),
+                "max_tokens",
+            ))
         }
         Some(m) => Some(m as usize),
     };
@@ -96,7 +121,10 @@ pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
 
 pub fn check_logprobs(k: i64, param: &'static str) -> Result<usize, ApiError> {
     if !(0..=MAX_LOGPROBS).contains(&k) {
-        return Err(ApiError::bad(format!("{param} must be between 0 and {MAX_LOGPROBS}, got {k}"), param));
+        return Err(ApiError::bad(
+            format!("{param} must be between 0 and {MAX_LOGPROBS}, got {k}"),
+            param,
+        ));
     }
     Ok(k as usize)
 }
