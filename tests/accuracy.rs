@@ -19,7 +19,7 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
-use switchyard::backend::cpu::{ComputePool, CpuBackend};
+use switchyard::backend::cpu::{ComputePool, CpuBackend, Isa};
 use switchyard::backend::Backend;
 use switchyard::engine::sampler::{argmax, logprob_of};
 use switchyard::model::loaded::{load, LoadedModel};
@@ -58,11 +58,11 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
-fn setup() -> (LoadedModel<CpuBackend>, CpuBackend) {
+fn setup(isa: Isa) -> Option<(LoadedModel<CpuBackend>, CpuBackend)> {
     let threads = switchyard::backend::cpu::pool::physical_cores();
-    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
+    let backend = CpuBackend::with_isa(Arc::new(ComputePool::new(threads)), isa)?;
     let m = load(&model_path(), &backend).unwrap();
-    (m, backend)
+    Some((m, backend))
 }
 
 /// Logits at every position of `seq`, in one pass.
@@ -107,9 +107,21 @@ fn free_running(m: &LoadedModel<CpuBackend>, b: &CpuBackend, prompt: &[u32], n: 
 }
 
 #[test]
-fn logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
+fn avx512_logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
+    check_accuracy(Isa::Avx512);
+}
+
+#[test]
+fn avx2_logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
+    check_accuracy(Isa::Avx2);
+}
+
+fn check_accuracy(isa: Isa) {
     let refs = refs();
-    let (m, b) = setup();
+    let Some((m, b)) = setup(isa) else {
+        eprintln!("this CPU has no {isa:?}; nothing to check on that path");
+        return;
+    };
     let cases = refs["cases"].as_array().unwrap();
     assert!(cases.iter().filter(|c| c["kind"] == "completion").count() >= 8);
     assert!(cases.iter().filter(|c| c["kind"] == "chat").count() >= 3);
@@ -198,7 +210,7 @@ fn logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
     let (med_o, max_o) = stats(&mut ours_all);
     let (med_t, max_t) = stats(&mut theirs_all);
     eprintln!(
-        "over {} positions: switchyard median {med_o:.5} max {max_o:.5}; llama.cpp median {med_t:.5} max {max_t:.5}",
+        "{isa:?}, over {} positions: switchyard median {med_o:.5} max {max_o:.5}; llama.cpp median {med_t:.5} max {max_t:.5}",
         ours_all.len()
     );
     assert!(

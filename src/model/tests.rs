@@ -229,3 +229,33 @@ fn tied_and_untied_heads_differ() {
         logits_all_at_once(&untied, &b, &[1, 2])
     );
 }
+
+#[test]
+fn every_instruction_set_computes_the_same_logits_up_to_rounding() {
+    use crate::backend::cpu::Isa;
+    let w = tiny_llama("llama", true, &[]);
+    let path = write(&w, "isa.gguf");
+    let ids = [4u32, 9, 33, 1, 27];
+    let per_isa: Vec<(Isa, Vec<f32>)> = [Isa::Avx512, Isa::Avx2, Isa::Scalar]
+        .into_iter()
+        .filter_map(|isa| {
+            let b = CpuBackend::with_isa(Arc::new(ComputePool::new(2)), isa)?;
+            let f = GgufFile::open(&path).unwrap();
+            let m = Llama::load(&f, ModelConfig::from_gguf(&f).unwrap(), &b).unwrap();
+            Some((isa, logits_all_at_once(&m, &b, &ids)))
+        })
+        .collect();
+    assert!(per_isa.iter().any(|(isa, _)| *isa == Isa::Scalar));
+    let (_, reference) = &per_isa[per_isa.len() - 1];
+    for (isa, logits) in &per_isa {
+        let worst = logits
+            .iter()
+            .zip(reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-4,
+            "{isa:?} differs from the portable path by {worst}"
+        );
+    }
+}

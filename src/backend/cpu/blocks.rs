@@ -2,26 +2,23 @@
 //! vectors in registers (two of 16 lanes, or four of 8). Both the panel
 //! dequantizer and the fused decode kernel use them, so both produce the
 //! very same values; the arithmetic is the reference's (multiply, then
-//! add, no fused rounding).
+//! add, no fused rounding), whatever the instructions.
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
     use std::arch::x86_64::*;
 
-    /// The f16 at `p`, converted by the F16C instruction.
-    #[inline(always)]
-    pub unsafe fn f16_at(p: *const u8) -> f32 {
-        let bits = u16::from_le_bytes([*p, *p.add(1)]);
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-    }
-
-    /// A weight format as seen by the SIMD kernels.
+    /// A weight format as the SIMD kernels see it, in the layout of
+    /// `layout.rs`: `q` points at a block's quants, `s` at its scales.
     pub trait Block {
-        const BYTES: usize;
-        /// Values 0..16 and 16..32 of the block at `p`.
-        unsafe fn load16(p: *const u8) -> [__m512; 2];
+        /// Bytes of quants per block.
+        const QBYTES: usize;
+        /// f32 scales per block.
+        const SCALES: usize;
+        /// Values 0..16 and 16..32 of the block.
+        unsafe fn load16(q: *const u8, s: *const f32) -> [__m512; 2];
         /// Values in four groups of 8.
-        unsafe fn load8(p: *const u8) -> [__m256; 4];
+        unsafe fn load8(q: *const u8, s: *const f32) -> [__m256; 4];
     }
 
     pub struct Q4_1;
@@ -42,32 +39,47 @@ pub(super) mod x86 {
     }
 
     #[inline(always)]
-    unsafe fn u8x16(v: __m128i) -> __m512 {
-        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))
-    }
-
-    #[inline(always)]
     unsafe fn u8x8(v: __m128i) -> __m256 {
         _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
     }
 
+    /// The 16 values a nibble can stand for, looked up by `vpermps`, which
+    /// reads only the low four bits of each index: the zero-extended byte
+    /// indexes its low nibble, the byte shifted right by four its high one.
+    #[inline(always)]
+    unsafe fn lookup16(q: *const u8, table: __m512) -> [__m512; 2] {
+        let idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(q as *const __m128i));
+        [
+            _mm512_permutexvar_ps(idx, table),
+            _mm512_permutexvar_ps(_mm512_srli_epi32(idx, 4), table),
+        ]
+    }
+
+    #[inline(always)]
+    unsafe fn iota16() -> __m512 {
+        _mm512_setr_ps(
+            0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.,
+        )
+    }
+
     impl Block for Q4_1 {
-        const BYTES: usize = 20;
+        const QBYTES: usize = 16;
+        const SCALES: usize = 2;
         #[inline(always)]
-        unsafe fn load16(p: *const u8) -> [__m512; 2] {
-            let d = _mm512_set1_ps(f16_at(p));
-            let m = _mm512_set1_ps(f16_at(p.add(2)));
-            let (lo, hi) = nibbles(p.add(4));
-            [
-                _mm512_add_ps(_mm512_mul_ps(u8x16(lo), d), m),
-                _mm512_add_ps(_mm512_mul_ps(u8x16(hi), d), m),
-            ]
+        unsafe fn load16(q: *const u8, s: *const f32) -> [__m512; 2] {
+            // q·d + m, rounded after the multiply and after the add, as
+            // the reference dequantizes.
+            let table = _mm512_add_ps(
+                _mm512_mul_ps(iota16(), _mm512_set1_ps(*s)),
+                _mm512_set1_ps(*s.add(1)),
+            );
+            lookup16(q, table)
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8) -> [__m256; 4] {
-            let d = _mm256_set1_ps(f16_at(p));
-            let m = _mm256_set1_ps(f16_at(p.add(2)));
-            let (lo, hi) = nibbles(p.add(4));
+        unsafe fn load8(q: *const u8, s: *const f32) -> [__m256; 4] {
+            let d = _mm256_set1_ps(*s);
+            let m = _mm256_set1_ps(*s.add(1));
+            let (lo, hi) = nibbles(q);
             let f = |v| _mm256_add_ps(_mm256_mul_ps(u8x8(v), d), m);
             [
                 f(lo),
@@ -79,25 +91,18 @@ pub(super) mod x86 {
     }
 
     impl Block for Q4_0 {
-        const BYTES: usize = 18;
+        const QBYTES: usize = 16;
+        const SCALES: usize = 1;
         #[inline(always)]
-        unsafe fn load16(p: *const u8) -> [__m512; 2] {
-            let d = _mm512_set1_ps(f16_at(p));
-            let eight = _mm512_set1_epi32(8);
-            let (lo, hi) = nibbles(p.add(2));
-            let f = |v| {
-                _mm512_mul_ps(
-                    _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(v), eight)),
-                    d,
-                )
-            };
-            [f(lo), f(hi)]
+        unsafe fn load16(q: *const u8, s: *const f32) -> [__m512; 2] {
+            let centred = _mm512_sub_ps(iota16(), _mm512_set1_ps(8.0));
+            lookup16(q, _mm512_mul_ps(centred, _mm512_set1_ps(*s)))
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8) -> [__m256; 4] {
-            let d = _mm256_set1_ps(f16_at(p));
+        unsafe fn load8(q: *const u8, s: *const f32) -> [__m256; 4] {
+            let d = _mm256_set1_ps(*s);
             let eight = _mm256_set1_epi32(8);
-            let (lo, hi) = nibbles(p.add(2));
+            let (lo, hi) = nibbles(q);
             let f = |v| {
                 _mm256_mul_ps(
                     _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(v), eight)),
@@ -114,45 +119,48 @@ pub(super) mod x86 {
     }
 
     impl Block for Q8_0 {
-        const BYTES: usize = 34;
+        const QBYTES: usize = 32;
+        const SCALES: usize = 1;
         #[inline(always)]
-        unsafe fn load16(p: *const u8) -> [__m512; 2] {
-            let d = _mm512_set1_ps(f16_at(p));
+        unsafe fn load16(q: *const u8, s: *const f32) -> [__m512; 2] {
+            let d = _mm512_set1_ps(*s);
             let f = |o: usize| {
-                let q = _mm_loadu_si128(p.add(o) as *const __m128i);
-                _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d)
+                let v = _mm_loadu_si128(q.add(o) as *const __m128i);
+                _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)), d)
             };
-            [f(2), f(18)]
+            [f(0), f(16)]
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8) -> [__m256; 4] {
-            let d = _mm256_set1_ps(f16_at(p));
+        unsafe fn load8(q: *const u8, s: *const f32) -> [__m256; 4] {
+            let d = _mm256_set1_ps(*s);
             let f = |o: usize| {
-                let q = _mm_loadl_epi64(p.add(o) as *const __m128i);
-                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d)
+                let v = _mm_loadl_epi64(q.add(o) as *const __m128i);
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d)
             };
-            [f(2), f(10), f(18), f(26)]
+            [f(0), f(8), f(16), f(24)]
         }
     }
 
     impl Block for F16 {
-        const BYTES: usize = 64;
+        const QBYTES: usize = 64;
+        const SCALES: usize = 0;
         #[inline(always)]
-        unsafe fn load16(p: *const u8) -> [__m512; 2] {
+        unsafe fn load16(p: *const u8, _: *const f32) -> [__m512; 2] {
             let f = |o: usize| _mm512_cvtph_ps(_mm256_loadu_si256(p.add(o) as *const __m256i));
             [f(0), f(32)]
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8) -> [__m256; 4] {
+        unsafe fn load8(p: *const u8, _: *const f32) -> [__m256; 4] {
             let f = |o: usize| _mm256_cvtph_ps(_mm_loadu_si128(p.add(o) as *const __m128i));
             [f(0), f(16), f(32), f(48)]
         }
     }
 
     impl Block for Bf16 {
-        const BYTES: usize = 64;
+        const QBYTES: usize = 64;
+        const SCALES: usize = 0;
         #[inline(always)]
-        unsafe fn load16(p: *const u8) -> [__m512; 2] {
+        unsafe fn load16(p: *const u8, _: *const f32) -> [__m512; 2] {
             let f = |o: usize| {
                 let h = _mm256_loadu_si256(p.add(o) as *const __m256i);
                 _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
@@ -160,7 +168,7 @@ pub(super) mod x86 {
             [f(0), f(32)]
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8) -> [__m256; 4] {
+        unsafe fn load8(p: *const u8, _: *const f32) -> [__m256; 4] {
             let f = |o: usize| {
                 let h = _mm_loadu_si128(p.add(o) as *const __m128i);
                 _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
@@ -170,14 +178,15 @@ pub(super) mod x86 {
     }
 
     impl Block for F32 {
-        const BYTES: usize = 128;
+        const QBYTES: usize = 128;
+        const SCALES: usize = 0;
         #[inline(always)]
-        unsafe fn load16(p: *const u8) -> [__m512; 2] {
+        unsafe fn load16(p: *const u8, _: *const f32) -> [__m512; 2] {
             let p = p as *const f32;
             [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))]
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8) -> [__m256; 4] {
+        unsafe fn load8(p: *const u8, _: *const f32) -> [__m256; 4] {
             let p = p as *const f32;
             [
                 _mm256_loadu_ps(p),

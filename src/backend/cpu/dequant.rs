@@ -1,32 +1,46 @@
-//! Dequantizing rows of weights into f32 scratch, with the SIMD path the
-//! CPU supports. The batched matmul dequantizes a panel of rows once and
-//! reuses it for every activation row of the step. Results equal
-//! `quant::dequantize_scalar` bit for bit.
+//! Dequantizing rows of a weight matrix into f32 scratch, with the SIMD
+//! path the CPU supports. The batched matmul dequantizes a panel of rows
+//! once and reuses it for every activation row of the step. Results equal
+//! `quant::dequantize_scalar` on the file's bytes, bit for bit.
 
+use super::gemm::CpuMatrix;
 use super::isa::Isa;
-use crate::backend::quant::{dequantize_scalar, WeightFormat, BLOCK};
+use super::layout::{block_shape, dequant_block};
+use crate::backend::quant::BLOCK;
 
-/// `out.len()` a multiple of 32; `bytes` exactly its blocks.
-pub fn dequantize(isa: Isa, format: WeightFormat, bytes: &[u8], out: &mut [f32]) {
-    debug_assert_eq!(out.len() % BLOCK, 0);
-    debug_assert_eq!(bytes.len(), out.len() / BLOCK * format.block_bytes());
+/// Rows `first..first + n` of `m` into `out` (n × cols).
+pub fn dequantize_rows(isa: Isa, m: &CpuMatrix, first: usize, n: usize, out: &mut [f32]) {
+    let nb = m.cols / BLOCK;
+    let blocks = first * nb..(first + n) * nb;
+    assert_eq!(out.len(), n * m.cols, "scratch shape");
+    assert!(first + n <= m.rows, "rows out of range");
     #[cfg(target_arch = "x86_64")]
     {
         use super::blocks::x86::with_block;
-        let n = out.len() / BLOCK;
-        let (src, dst) = (bytes.as_ptr(), out.as_mut_ptr());
-        // SAFETY: `isa` is only ever a level `Isa::supported` vouched for,
-        // and the lengths were checked above.
+        let (q, s, dst) = (m.quants.as_ptr(), m.scales.as_ptr(), out.as_mut_ptr());
+        // SAFETY: `isa` is only ever a level `Isa::supported` vouched for;
+        // the block range lies inside the matrix (asserted above).
         match isa {
             Isa::Avx512 => {
-                return with_block!(format, B => unsafe { x86::run512::<B>(src, dst, n) })
+                return with_block!(m.format, B => unsafe { x86::run512::<B>(q, s, blocks.start, blocks.len(), dst) })
             }
-            Isa::Avx2 => return with_block!(format, B => unsafe { x86::run256::<B>(src, dst, n) }),
+            Isa::Avx2 => {
+                return with_block!(m.format, B => unsafe { x86::run256::<B>(q, s, blocks.start, blocks.len(), dst) })
+            }
             Isa::Scalar => {}
         }
     }
     let _ = isa;
-    dequantize_scalar(format, bytes, out)
+    let (qb, ns) = block_shape(m.format);
+    for (i, g) in blocks.enumerate() {
+        let scales = m.scales.get(g * ns..(g + 1) * ns).unwrap_or(&[]);
+        dequant_block(
+            m.format,
+            &m.quants[g * qb..(g + 1) * qb],
+            scales,
+            &mut out[i * BLOCK..],
+        );
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -35,20 +49,34 @@ mod x86 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
-    pub unsafe fn run512<B: Block>(src: *const u8, dst: *mut f32, n_blocks: usize) {
-        for b in 0..n_blocks {
-            let v = B::load16(src.add(b * B::BYTES));
-            _mm512_storeu_ps(dst.add(b * 32), v[0]);
-            _mm512_storeu_ps(dst.add(b * 32 + 16), v[1]);
+    pub unsafe fn run512<B: Block>(
+        q: *const u8,
+        s: *const f32,
+        first: usize,
+        n: usize,
+        dst: *mut f32,
+    ) {
+        for i in 0..n {
+            let g = first + i;
+            let v = B::load16(q.add(g * B::QBYTES), s.add(g * B::SCALES));
+            _mm512_storeu_ps(dst.add(i * 32), v[0]);
+            _mm512_storeu_ps(dst.add(i * 32 + 16), v[1]);
         }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn run256<B: Block>(src: *const u8, dst: *mut f32, n_blocks: usize) {
-        for b in 0..n_blocks {
-            let v = B::load8(src.add(b * B::BYTES));
-            for (i, x) in v.into_iter().enumerate() {
-                _mm256_storeu_ps(dst.add(b * 32 + i * 8), x);
+    pub unsafe fn run256<B: Block>(
+        q: *const u8,
+        s: *const f32,
+        first: usize,
+        n: usize,
+        dst: *mut f32,
+    ) {
+        for i in 0..n {
+            let g = first + i;
+            let v = B::load8(q.add(g * B::QBYTES), s.add(g * B::SCALES));
+            for (k, x) in v.into_iter().enumerate() {
+                _mm256_storeu_ps(dst.add(i * 32 + k * 8), x);
             }
         }
     }
@@ -57,6 +85,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::bytes::SharedBytes;
     use crate::backend::quant::*;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -73,7 +102,8 @@ mod tests {
 
     #[test]
     fn every_isa_matches_the_scalar_reference_bit_for_bit() {
-        let v = values(32 * 9, 7);
+        let (rows, cols) = (3, 96);
+        let v = values(rows * cols, 7);
         let encoded = [
             (WeightFormat::Q4_1, quantize_q4_1(&v)),
             (WeightFormat::Q4_0, quantize_q4_0(&v)),
@@ -85,15 +115,17 @@ mod tests {
                 v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             ),
         ];
-        for (format, bytes) in &encoded {
+        for (format, bytes) in encoded {
             let mut want = vec![0f32; v.len()];
-            dequantize_scalar(*format, bytes, &mut want);
+            dequantize_scalar(format, &bytes, &mut want);
+            let m = CpuMatrix::new(format, rows, cols, SharedBytes::owned(bytes)).unwrap();
             for isa in [Isa::Avx512, Isa::Avx2, Isa::Scalar] {
                 if !isa.supported() {
                     continue;
                 }
+                // All rows at once, and the last row alone.
                 let mut got = vec![0f32; v.len()];
-                dequantize(isa, *format, bytes, &mut got);
+                dequantize_rows(isa, &m, 0, rows, &mut got);
                 let same = got
                     .iter()
                     .zip(&want)
@@ -101,6 +133,13 @@ mod tests {
                 assert!(
                     same,
                     "{format:?} on {isa:?} differs from the scalar reference"
+                );
+                let mut last = vec![0f32; cols];
+                dequantize_rows(isa, &m, rows - 1, 1, &mut last);
+                assert_eq!(
+                    last,
+                    want[(rows - 1) * cols..],
+                    "{format:?} on {isa:?}: single row"
                 );
             }
         }

@@ -8,21 +8,23 @@
 //! That is what makes the kernel batch-invariant: a sequence's logits do
 //! not depend on what else shares its step.
 
-use super::dequant::dequantize;
+use super::dequant::dequantize_rows;
 use super::isa::Isa;
+use super::layout;
 use super::pool::ComputePool;
 use crate::backend::bytes::SharedBytes;
 use crate::backend::quant::{WeightFormat, BLOCK};
 use std::cell::RefCell;
 
-/// A weight matrix as the CPU kernels hold it: rows × cols, row-major in
-/// its own format.
+/// A weight matrix as the CPU kernels hold it: rows × cols, row-major, its
+/// blocks split into quants and f32 scales (`layout.rs`).
 #[derive(Clone, Debug)]
 pub struct CpuMatrix {
     pub format: WeightFormat,
     pub rows: usize,
     pub cols: usize,
-    pub bytes: SharedBytes,
+    pub(super) quants: SharedBytes,
+    pub(super) scales: Vec<f32>,
 }
 
 impl CpuMatrix {
@@ -44,22 +46,24 @@ impl CpuMatrix {
                 format.name()
             ));
         }
+        let (quants, scales) = layout::split(format, bytes);
         Ok(CpuMatrix {
             format,
             rows,
             cols,
-            bytes,
+            quants,
+            scales,
         })
     }
 
-    pub fn row_bytes(&self) -> usize {
-        self.format.row_bytes(self.cols)
+    /// Bytes the matrix takes in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.quants.len() + self.scales.len() * 4
     }
 
     /// Dequantizes one row (embedding lookups).
     pub fn row_into(&self, isa: Isa, row: usize, out: &mut [f32]) {
-        let rb = self.row_bytes();
-        dequantize(isa, self.format, &self.bytes[row * rb..(row + 1) * rb], out);
+        dequantize_rows(isa, self, row, 1, out);
     }
 }
 
@@ -97,19 +101,21 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
     #[cfg(target_arch = "x86_64")]
     if t <= FUSED_MAX_ROWS && isa != Isa::Scalar {
         use super::blocks::x86::with_block;
-        let rb = w.row_bytes();
+        let nb = k / BLOCK;
         pool.run(n_panels, |p| {
             let r0 = p * PANEL;
             let rows = PANEL.min(n - r0);
-            let wp = w.bytes[r0 * rb..].as_ptr();
+            // Block r0·nb: the first of this panel's rows.
+            let (qp, sp) = (w.quants.as_ptr(), w.scales.as_ptr());
+            let first = r0 * nb;
             for i in 0..t {
                 let xi = &x[i * k..(i + 1) * k];
                 // SAFETY: rows r0..r0+rows exist; this task alone writes
                 // their columns.
                 let dst = unsafe { out_ptr.get().add(i * n + r0) };
                 match isa {
-                    Isa::Avx512 => with_block!(w.format, B => unsafe { x86::fused_avx512::<B>(xi, wp, rb, rows, dst) }),
-                    _ => with_block!(w.format, B => unsafe { x86::fused_avx2::<B>(xi, wp, rb, rows, dst) }),
+                    Isa::Avx512 => with_block!(w.format, B => unsafe { x86::fused_avx512::<B>(xi, qp, sp, first, rows, dst) }),
+                    _ => with_block!(w.format, B => unsafe { x86::fused_avx2::<B>(xi, qp, sp, first, rows, dst) }),
                 }
             }
         });
@@ -124,8 +130,7 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
                 s.resize(rows * k, 0.0);
             }
             let panel = &mut s[..rows * k];
-            let rb = w.row_bytes();
-            dequantize(isa, w.format, &w.bytes[r0 * rb..(r0 + rows) * rb], panel);
+            dequantize_rows(isa, w, r0, rows, panel);
             // SAFETY: this task alone writes columns r0..r0+rows.
             unsafe { panel_kernel(isa, x, t, k, panel, rows, out_ptr.get(), n, r0) };
         });
@@ -190,11 +195,16 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
     pub unsafe fn fused_avx512<B: Block>(
         x: &[f32],
-        w: *const u8,
-        row_bytes: usize,
+        q: *const u8,
+        s: *const f32,
+        first: usize,
         rows: usize,
         out: *mut f32,
     ) {
+        let at = |row: usize, b: usize, n_blocks: usize| {
+            let g = first + row * n_blocks + b;
+            (q.add(g * B::QBYTES), s.add(g * B::SCALES))
+        };
         let n_blocks = x.len() / 32;
         let xp = x.as_ptr();
         let mut j = 0;
@@ -204,7 +214,8 @@ mod x86 {
                 let x0 = _mm512_loadu_ps(xp.add(b * 32));
                 let x1 = _mm512_loadu_ps(xp.add(b * 32 + 16));
                 for r in 0..4 {
-                    let v = B::load16(w.add((j + r) * row_bytes + b * B::BYTES));
+                    let (qq, ss) = at(j + r, b, n_blocks);
+                    let v = B::load16(qq, ss);
                     acc[r] = _mm512_fmadd_ps(v[0], x0, acc[r]);
                     acc[r] = _mm512_fmadd_ps(v[1], x1, acc[r]);
                 }
@@ -217,7 +228,8 @@ mod x86 {
         while j < rows {
             let mut acc = _mm512_setzero_ps();
             for b in 0..n_blocks {
-                let v = B::load16(w.add(j * row_bytes + b * B::BYTES));
+                let (qq, ss) = at(j, b, n_blocks);
+                let v = B::load16(qq, ss);
                 acc = _mm512_fmadd_ps(v[0], _mm512_loadu_ps(xp.add(b * 32)), acc);
                 acc = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xp.add(b * 32 + 16)), acc);
             }
@@ -229,11 +241,16 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn fused_avx2<B: Block>(
         x: &[f32],
-        w: *const u8,
-        row_bytes: usize,
+        q: *const u8,
+        s: *const f32,
+        first: usize,
         rows: usize,
         out: *mut f32,
     ) {
+        let at = |row: usize, b: usize, n_blocks: usize| {
+            let g = first + row * n_blocks + b;
+            (q.add(g * B::QBYTES), s.add(g * B::SCALES))
+        };
         let n_blocks = x.len() / 32;
         let xp = x.as_ptr();
         let mut j = 0;
@@ -247,7 +264,8 @@ mod x86 {
                     _mm256_loadu_ps(xp.add(b * 32 + 24)),
                 ];
                 for r in 0..2 {
-                    let v = B::load8(w.add((j + r) * row_bytes + b * B::BYTES));
+                    let (qq, ss) = at(j + r, b, n_blocks);
+                    let v = B::load8(qq, ss);
                     for q in 0..4 {
                         acc[r] = _mm256_fmadd_ps(v[q], xs[q], acc[r]);
                     }
@@ -261,7 +279,8 @@ mod x86 {
         while j < rows {
             let mut acc = _mm256_setzero_ps();
             for b in 0..n_blocks {
-                let v = B::load8(w.add(j * row_bytes + b * B::BYTES));
+                let (qq, ss) = at(j, b, n_blocks);
+                let v = B::load8(qq, ss);
                 for q in 0..4 {
                     acc = _mm256_fmadd_ps(v[q], _mm256_loadu_ps(xp.add(b * 32 + q * 8)), acc);
                 }

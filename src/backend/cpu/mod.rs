@@ -6,6 +6,7 @@ mod blocks;
 mod dequant;
 mod gemm;
 pub mod isa;
+mod layout;
 mod ops;
 pub mod pool;
 
@@ -47,6 +48,12 @@ impl CpuBackend {
             pool,
             isa: isa::isa(),
         }
+    }
+
+    /// A backend on a given instruction set, for comparing paths; None if
+    /// this CPU cannot run it.
+    pub fn with_isa(pool: Arc<ComputePool>, isa: Isa) -> Option<Self> {
+        isa.supported().then_some(CpuBackend { pool, isa })
     }
 
     pub fn pool(&self) -> &Arc<ComputePool> {
