@@ -5,6 +5,8 @@
 pub mod bytes;
 pub mod cpu;
 pub mod quant;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use bytes::SharedBytes;
 pub use quant::WeightFormat;

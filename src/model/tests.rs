@@ -16,15 +16,7 @@ const VOCAB: usize = 40;
 const LAYERS: usize = 2;
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5) * 0.4
-        })
-        .collect()
+    crate::backend::testing::uniform(n, seed, 0.4)
 }
 
 /// A 2-layer Llama with random weights: Q4_1 matrices, Q8_0 embedding,

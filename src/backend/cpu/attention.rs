@@ -2,6 +2,7 @@
 //! (token, head). The cache grows with the sequence; the batching engine
 //! replaces it with paged blocks.
 
+use super::disjoint::DisjointOut;
 use super::gemm::dot_scalar;
 use super::pool::ComputePool;
 use crate::backend::Heads;
@@ -62,19 +63,6 @@ impl CpuKvCache {
     }
 }
 
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes its own (row, head) slice.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// Taking `self` makes closures capture the whole (Sync) wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     pool: &ComputePool,
@@ -92,7 +80,7 @@ pub fn attention(
     let (hd, qd, kvd) = (heads.head_dim, heads.q_dim(), heads.kv_dim());
     let group = heads.n_heads / heads.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    let out_ptr = OutPtr(out.as_mut_ptr());
+    let out_ptr = DisjointOut::new(out);
     let t = positions.len();
     pool.run(t * heads.n_heads, |task| {
         let (row, h) = (task / heads.n_heads, task % heads.n_heads);

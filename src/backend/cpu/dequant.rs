@@ -88,16 +88,8 @@ mod tests {
     use crate::backend::bytes::SharedBytes;
     use crate::backend::quant::*;
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).max(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s as f32 / u32::MAX as f32 - 0.5) * 4.0
-            })
-            .collect()
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        crate::backend::testing::uniform(n, seed, 4.0)
     }
 
     #[test]

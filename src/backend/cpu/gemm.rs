@@ -9,6 +9,7 @@
 //! not depend on what else shares its step.
 
 use super::dequant::dequantize_rows;
+use super::disjoint::DisjointOut;
 use super::isa::Isa;
 use super::layout;
 use super::pool::ComputePool;
@@ -74,19 +75,6 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint columns of the output.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// Taking `self` makes closures capture the whole (Sync) wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Up to this many activation rows, weights are dequantized in registers
 /// and used at once (decode steps); above it, a dequantized panel is
 /// reused across rows (prefill and batched steps).
@@ -96,7 +84,7 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
     let (k, n) = (w.cols, w.rows);
     assert_eq!(x.len(), t * k, "activation shape");
     assert_eq!(out.len(), t * n, "output shape");
-    let out_ptr = OutPtr(out.as_mut_ptr());
+    let out_ptr = DisjointOut::new(out);
     let n_panels = n.div_ceil(PANEL);
     #[cfg(target_arch = "x86_64")]
     if t <= FUSED_MAX_ROWS && isa != Isa::Scalar {
@@ -458,15 +446,7 @@ mod tests {
     use crate::backend::quant::{dequantize_scalar, quantize_q4_1, quantize_q8_0};
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect()
+        crate::backend::testing::uniform(n, seed, 1.0)
     }
 
     fn reference(x: &[f32], t: usize, w: &[f32], n: usize, k: usize) -> Vec<f64> {

@@ -4,6 +4,7 @@
 mod attention;
 mod blocks;
 mod dequant;
+mod disjoint;
 mod gemm;
 pub mod isa;
 mod layout;

@@ -4,7 +4,7 @@ use super::collect::run_to_end;
 use super::logprobs::{CompletionLogprobs, TokenNames};
 use super::sampling::{check_logprobs, validate};
 use super::types::{CompletionRequest, PromptInput};
-use super::{now_unix, request_id, resolve_model};
+use super::{now_unix, request_id, resolve_model, usage_json};
 use crate::engine::GenerateRequest;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -87,10 +87,6 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Value, A
         "created": now_unix(),
         "model": model.name,
         "choices": choices,
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage_json(prompt_tokens, completion_tokens),
     }))
 }

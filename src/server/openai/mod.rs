@@ -37,3 +37,11 @@ fn request_id(prefix: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}-{:x}{n:06x}", now_unix())
 }
+
+fn usage_json(prompt_tokens: usize, completion_tokens: usize) -> serde_json::Value {
+    serde_json::json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    })
+}
