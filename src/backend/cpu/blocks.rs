@@ -9,16 +9,16 @@ pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     /// A weight format as the SIMD kernels see it, in the layout of
-    /// `layout.rs`: `q` points at a block's quants, `s` at its scales.
+    /// `layout.rs`: `q` points at a block's quants, `s` at its f16 scales.
     pub trait Block {
         /// Bytes of quants per block.
         const QBYTES: usize;
-        /// f32 scales per block.
+        /// f16 scales per block.
         const SCALES: usize;
         /// Values 0..16 and 16..32 of the block.
-        unsafe fn load16(q: *const u8, s: *const f32) -> [__m512; 2];
+        unsafe fn load16(q: *const u8, s: *const u16) -> [__m512; 2];
         /// Values in four groups of 8.
-        unsafe fn load8(q: *const u8, s: *const f32) -> [__m256; 4];
+        unsafe fn load8(q: *const u8, s: *const u16) -> [__m256; 4];
     }
 
     pub struct Q4_1;
@@ -55,6 +55,18 @@ pub(super) mod x86 {
         ]
     }
 
+    /// The f16 at `s`, widened by the F16C instruction.
+    #[inline(always)]
+    unsafe fn scale(s: *const u16) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(*s as i32)))
+    }
+
+    /// The two f16 at `s` (d then m), widened by one F16C instruction.
+    #[inline(always)]
+    unsafe fn scale_pair(s: *const u16) -> __m128 {
+        _mm_cvtph_ps(_mm_cvtsi32_si128((s as *const i32).read_unaligned()))
+    }
+
     #[inline(always)]
     unsafe fn iota16() -> __m512 {
         _mm512_setr_ps(
@@ -66,19 +78,20 @@ pub(super) mod x86 {
         const QBYTES: usize = 16;
         const SCALES: usize = 2;
         #[inline(always)]
-        unsafe fn load16(q: *const u8, s: *const f32) -> [__m512; 2] {
+        unsafe fn load16(q: *const u8, s: *const u16) -> [__m512; 2] {
             // q·d + m, rounded after the multiply and after the add, as
             // the reference dequantizes.
-            let table = _mm512_add_ps(
-                _mm512_mul_ps(iota16(), _mm512_set1_ps(*s)),
-                _mm512_set1_ps(*s.add(1)),
-            );
+            let dm = scale_pair(s);
+            let d = _mm512_broadcastss_ps(dm);
+            let m = _mm512_broadcastss_ps(_mm_movehdup_ps(dm));
+            let table = _mm512_add_ps(_mm512_mul_ps(iota16(), d), m);
             lookup16(q, table)
         }
         #[inline(always)]
-        unsafe fn load8(q: *const u8, s: *const f32) -> [__m256; 4] {
-            let d = _mm256_set1_ps(*s);
-            let m = _mm256_set1_ps(*s.add(1));
+        unsafe fn load8(q: *const u8, s: *const u16) -> [__m256; 4] {
+            let dm = scale_pair(s);
+            let d = _mm256_broadcastss_ps(dm);
+            let m = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
             let (lo, hi) = nibbles(q);
             let f = |v| _mm256_add_ps(_mm256_mul_ps(u8x8(v), d), m);
             [
@@ -94,13 +107,13 @@ pub(super) mod x86 {
         const QBYTES: usize = 16;
         const SCALES: usize = 1;
         #[inline(always)]
-        unsafe fn load16(q: *const u8, s: *const f32) -> [__m512; 2] {
+        unsafe fn load16(q: *const u8, s: *const u16) -> [__m512; 2] {
             let centred = _mm512_sub_ps(iota16(), _mm512_set1_ps(8.0));
-            lookup16(q, _mm512_mul_ps(centred, _mm512_set1_ps(*s)))
+            lookup16(q, _mm512_mul_ps(centred, _mm512_set1_ps(scale(s))))
         }
         #[inline(always)]
-        unsafe fn load8(q: *const u8, s: *const f32) -> [__m256; 4] {
-            let d = _mm256_set1_ps(*s);
+        unsafe fn load8(q: *const u8, s: *const u16) -> [__m256; 4] {
+            let d = _mm256_set1_ps(scale(s));
             let eight = _mm256_set1_epi32(8);
             let (lo, hi) = nibbles(q);
             let f = |v| {
@@ -122,8 +135,8 @@ pub(super) mod x86 {
         const QBYTES: usize = 32;
         const SCALES: usize = 1;
         #[inline(always)]
-        unsafe fn load16(q: *const u8, s: *const f32) -> [__m512; 2] {
-            let d = _mm512_set1_ps(*s);
+        unsafe fn load16(q: *const u8, s: *const u16) -> [__m512; 2] {
+            let d = _mm512_set1_ps(scale(s));
             let f = |o: usize| {
                 let v = _mm_loadu_si128(q.add(o) as *const __m128i);
                 _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)), d)
@@ -131,8 +144,8 @@ pub(super) mod x86 {
             [f(0), f(16)]
         }
         #[inline(always)]
-        unsafe fn load8(q: *const u8, s: *const f32) -> [__m256; 4] {
-            let d = _mm256_set1_ps(*s);
+        unsafe fn load8(q: *const u8, s: *const u16) -> [__m256; 4] {
+            let d = _mm256_set1_ps(scale(s));
             let f = |o: usize| {
                 let v = _mm_loadl_epi64(q.add(o) as *const __m128i);
                 _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d)
@@ -145,12 +158,12 @@ pub(super) mod x86 {
         const QBYTES: usize = 64;
         const SCALES: usize = 0;
         #[inline(always)]
-        unsafe fn load16(p: *const u8, _: *const f32) -> [__m512; 2] {
+        unsafe fn load16(p: *const u8, _: *const u16) -> [__m512; 2] {
             let f = |o: usize| _mm512_cvtph_ps(_mm256_loadu_si256(p.add(o) as *const __m256i));
             [f(0), f(32)]
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8, _: *const f32) -> [__m256; 4] {
+        unsafe fn load8(p: *const u8, _: *const u16) -> [__m256; 4] {
             let f = |o: usize| _mm256_cvtph_ps(_mm_loadu_si128(p.add(o) as *const __m128i));
             [f(0), f(16), f(32), f(48)]
         }
@@ -160,7 +173,7 @@ pub(super) mod x86 {
         const QBYTES: usize = 64;
         const SCALES: usize = 0;
         #[inline(always)]
-        unsafe fn load16(p: *const u8, _: *const f32) -> [__m512; 2] {
+        unsafe fn load16(p: *const u8, _: *const u16) -> [__m512; 2] {
             let f = |o: usize| {
                 let h = _mm256_loadu_si256(p.add(o) as *const __m256i);
                 _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
@@ -168,7 +181,7 @@ pub(super) mod x86 {
             [f(0), f(32)]
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8, _: *const f32) -> [__m256; 4] {
+        unsafe fn load8(p: *const u8, _: *const u16) -> [__m256; 4] {
             let f = |o: usize| {
                 let h = _mm_loadu_si128(p.add(o) as *const __m128i);
                 _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
@@ -181,12 +194,12 @@ pub(super) mod x86 {
         const QBYTES: usize = 128;
         const SCALES: usize = 0;
         #[inline(always)]
-        unsafe fn load16(p: *const u8, _: *const f32) -> [__m512; 2] {
+        unsafe fn load16(p: *const u8, _: *const u16) -> [__m512; 2] {
             let p = p as *const f32;
             [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))]
         }
         #[inline(always)]
-        unsafe fn load8(p: *const u8, _: *const f32) -> [__m256; 4] {
+        unsafe fn load8(p: *const u8, _: *const u16) -> [__m256; 4] {
             let p = p as *const f32;
             [
                 _mm256_loadu_ps(p),

@@ -51,7 +51,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
     pub unsafe fn run512<B: Block>(
         q: *const u8,
-        s: *const f32,
+        s: *const u16,
         first: usize,
         n: usize,
         dst: *mut f32,
@@ -67,7 +67,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn run256<B: Block>(
         q: *const u8,
-        s: *const f32,
+        s: *const u16,
         first: usize,
         n: usize,
         dst: *mut f32,

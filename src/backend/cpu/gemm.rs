@@ -25,7 +25,7 @@ pub struct CpuMatrix {
     pub rows: usize,
     pub cols: usize,
     pub(super) quants: SharedBytes,
-    pub(super) scales: Vec<f32>,
+    pub(super) scales: Vec<u16>,
 }
 
 impl CpuMatrix {
@@ -59,7 +59,7 @@ impl CpuMatrix {
 
     /// Bytes the matrix takes in memory.
     pub fn memory_bytes(&self) -> usize {
-        self.quants.len() + self.scales.len() * 4
+        self.quants.len() + self.scales.len() * 2
     }
 
     /// Dequantizes one row (embedding lookups).
@@ -184,7 +184,7 @@ mod x86 {
     pub unsafe fn fused_avx512<B: Block>(
         x: &[f32],
         q: *const u8,
-        s: *const f32,
+        s: *const u16,
         first: usize,
         rows: usize,
         out: *mut f32,
@@ -203,6 +203,9 @@ mod x86 {
                 let x1 = _mm512_loadu_ps(xp.add(b * 32 + 16));
                 for r in 0..4 {
                     let (qq, ss) = at(j + r, b, n_blocks);
+                    // The same block eight rows on: the rows two groups ahead
+                    // arrive while this one computes (the stream is latency-bound).
+                    _mm_prefetch::<_MM_HINT_T0>(qq.add(8 * n_blocks * B::QBYTES) as *const i8);
                     let v = B::load16(qq, ss);
                     acc[r] = _mm512_fmadd_ps(v[0], x0, acc[r]);
                     acc[r] = _mm512_fmadd_ps(v[1], x1, acc[r]);
@@ -230,7 +233,7 @@ mod x86 {
     pub unsafe fn fused_avx2<B: Block>(
         x: &[f32],
         q: *const u8,
-        s: *const f32,
+        s: *const u16,
         first: usize,
         rows: usize,
         out: *mut f32,
@@ -253,6 +256,7 @@ mod x86 {
                 ];
                 for r in 0..2 {
                     let (qq, ss) = at(j + r, b, n_blocks);
+                    _mm_prefetch::<_MM_HINT_T0>(qq.add(4 * n_blocks * B::QBYTES) as *const i8);
                     let v = B::load8(qq, ss);
                     for q in 0..4 {
                         acc[r] = _mm256_fmadd_ps(v[q], xs[q], acc[r]);

@@ -1,14 +1,14 @@
 //! The in-memory layout of a weight matrix for the CPU kernels. Quantized
-//! formats are split at load into their packed quants and their scales,
-//! widened from f16 to f32 (exactly): a kernel then broadcasts a scale with
-//! one load instead of converting it on every use, at 4 extra bytes per
-//! 32 weights. Values stay quantized; float formats stay where they lie in
-//! the file.
+//! formats are split at load into their packed quants and their f16
+//! scales, so that quants stream contiguously and a block's scales (d and
+//! m side by side) load as one word. The bytes per weight stay the file's:
+//! a decode step is bound by how many bytes it reads. Float formats stay
+//! where they lie in the file.
 
 use crate::backend::bytes::SharedBytes;
-use crate::backend::quant::{f16_at, WeightFormat, BLOCK};
+use crate::backend::quant::{WeightFormat, BLOCK};
 
-/// Bytes of quants per 32-value block, and f32 scales per block.
+/// Bytes of quants per 32-value block, and f16 scales per block.
 pub const fn block_shape(format: WeightFormat) -> (usize, usize) {
     match format {
         WeightFormat::F32 => (128, 0),
@@ -21,7 +21,7 @@ pub const fn block_shape(format: WeightFormat) -> (usize, usize) {
 }
 
 /// Splits ggml blocks into (quants, scales).
-pub fn split(format: WeightFormat, ggml: SharedBytes) -> (SharedBytes, Vec<f32>) {
+pub fn split(format: WeightFormat, ggml: SharedBytes) -> (SharedBytes, Vec<u16>) {
     let (qb, ns) = block_shape(format);
     if ns == 0 {
         return (ggml, Vec::new());
@@ -32,7 +32,7 @@ pub fn split(format: WeightFormat, ggml: SharedBytes) -> (SharedBytes, Vec<f32>)
     let mut scales = Vec::with_capacity(n_blocks * ns);
     for block in ggml.chunks_exact(bb) {
         for s in 0..ns {
-            scales.push(f16_at(block, 2 * s));
+            scales.push(u16::from_le_bytes([block[2 * s], block[2 * s + 1]]));
         }
         quants.extend_from_slice(&block[2 * ns..]);
     }
@@ -41,18 +41,19 @@ pub fn split(format: WeightFormat, ggml: SharedBytes) -> (SharedBytes, Vec<f32>)
 
 /// The portable dequantization of one block in this layout: the same
 /// arithmetic as `quant::dequantize_scalar` on the ggml bytes.
-pub fn dequant_block(format: WeightFormat, q: &[u8], s: &[f32], out: &mut [f32]) {
+pub fn dequant_block(format: WeightFormat, q: &[u8], s: &[u16], out: &mut [f32]) {
     let out = &mut out[..BLOCK];
+    let f = |i: usize| half::f16::from_bits(s[i]).to_f32();
     match format {
         WeightFormat::Q4_1 => {
-            let (d, m) = (s[0], s[1]);
+            let (d, m) = (f(0), f(1));
             for j in 0..16 {
                 out[j] = (q[j] & 0x0F) as f32 * d + m;
                 out[j + 16] = (q[j] >> 4) as f32 * d + m;
             }
         }
         WeightFormat::Q4_0 => {
-            let d = s[0];
+            let d = f(0);
             for j in 0..16 {
                 out[j] = ((q[j] & 0x0F) as i32 - 8) as f32 * d;
                 out[j + 16] = ((q[j] >> 4) as i32 - 8) as f32 * d;
@@ -60,7 +61,7 @@ pub fn dequant_block(format: WeightFormat, q: &[u8], s: &[f32], out: &mut [f32])
         }
         WeightFormat::Q8_0 => {
             for (o, &v) in out.iter_mut().zip(q) {
-                *o = (v as i8) as f32 * s[0];
+                *o = (v as i8) as f32 * f(0);
             }
         }
         WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => {
