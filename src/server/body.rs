@@ -2,10 +2,15 @@
 
 use super::error::ApiError;
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
 use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+
+/// Every response body: a whole JSON document or an event stream.
+pub type HttpBody = BoxBody<Bytes, Infallible>;
 
 /// Largest request body accepted: far above any real prompt, far below what
 /// could hurt the process.
@@ -31,13 +36,27 @@ pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiErro
     })
 }
 
-pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<HttpBody> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub fn sse_response(body: super::sse::SseBody) -> Response<HttpBody> {
+    let mut resp = Response::new(body.boxed());
+    let h = resp.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-cache"),
     );
     resp
 }

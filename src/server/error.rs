@@ -1,10 +1,9 @@
 //! The one place errors become HTTP: every room's error maps to a status
 //! and OpenAI's error envelope here, and nowhere else.
 
+use super::body::HttpBody;
 use crate::engine::EngineError;
 use crate::model::ModelError;
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::{Response, StatusCode};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,20 +88,24 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> Response<HttpBody> {
         let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
+        super::body::json_response(status, &self.envelope())
+    }
+
+    /// OpenAI's error object, also sent as an event when a stream fails.
+    pub fn envelope(&self) -> serde_json::Value {
         let (ty, code) = self.kind();
-        let body = serde_json::json!({
+        serde_json::json!({
             "error": {
                 "message": self.to_string(),
                 "type": ty,
                 "param": self.param(),
                 "code": code,
             }
-        });
-        super::body::json_response(status, &body)
+        })
     }
 }

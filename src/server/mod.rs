@@ -5,6 +5,7 @@ mod body;
 pub mod error;
 pub mod openai;
 mod router;
+mod sse;
 pub mod state;
 
 pub use state::{AppState, ServedModel};

@@ -1,11 +1,9 @@
 //! Method + path to handler.
 
-use super::body::{json_response, read_json};
+use super::body::{json_response, read_json, sse_response, HttpBody};
 use super::error::ApiError;
-use super::openai;
+use super::openai::{self, Reply};
 use super::state::AppState;
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -14,7 +12,7 @@ use std::sync::Arc;
 pub async fn route(
     state: Arc<AppState>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+) -> Result<Response<HttpBody>, std::convert::Infallible> {
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let resp = match dispatch(&state, req).await {
@@ -34,7 +32,7 @@ pub async fn route(
 async fn dispatch(
     state: &AppState,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<HttpBody>, ApiError> {
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));
@@ -62,11 +60,11 @@ async fn dispatch(
         (Method::GET, "/v1/models") => ok(openai::models::list(state)),
         (Method::POST, "/v1/completions") => {
             let body = read_json(req.into_body()).await?;
-            ok(openai::completions::handle(state, body).await?)
+            reply(openai::completions::handle(state, body).await?)
         }
         (Method::POST, "/v1/chat/completions") => {
             let body = read_json(req.into_body()).await?;
-            ok(openai::chat::handle(state, body).await?)
+            reply(openai::chat::handle(state, body).await?)
         }
         (Method::GET, "" | "/") => ok(json!({
             "name": "switchyard",
@@ -78,4 +76,11 @@ async fn dispatch(
         }
         (_, p) => Err(ApiError::NotFound(format!("no route for {p}"))),
     }
+}
+
+fn reply(r: Reply) -> Result<Response<HttpBody>, ApiError> {
+    Ok(match r {
+        Reply::Json(v) => json_response(StatusCode::OK, &v),
+        Reply::Stream(body) => sse_response(body),
+    })
 }

@@ -1,16 +1,17 @@
 //! POST /v1/chat/completions
 
+use super::chat_stream::{self, Options};
 use super::collect::run_to_end;
 use super::logprobs::TokenNames;
 use super::sampling::{check_logprobs, validate};
 use super::types::ChatRequest;
-use super::{now_unix, request_id, resolve_model, usage_json};
+use super::{now_unix, request_id, resolve_model, usage_json, Reply};
 use crate::engine::GenerateRequest;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use serde_json::{json, Value};
 
-pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiError> {
     let model = resolve_model(state, req.model.as_deref())?;
     let template = model.template.as_ref().ok_or_else(|| {
         ApiError::bad(
@@ -48,12 +49,30 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Value, ApiErro
         as_ids: v.token_ids_as_text,
     };
     let context = model.engine.info().context_length;
+    let params_for = |i: usize| {
+        let mut params = v.params_for(i, prompt.len(), context);
+        params.logprobs = top;
+        params
+    };
+    if v.stream {
+        let opts = Options {
+            logprobs: top.is_some(),
+            token_ids_as_text: v.token_ids_as_text,
+            include_usage: v.include_usage,
+        };
+        let params = (0..v.n).map(params_for).collect();
+        return Ok(Reply::Stream(chat_stream::start(
+            model.clone(),
+            prompt,
+            params,
+            opts,
+        )));
+    }
     let mut choices = Vec::new();
     let mut completion_tokens = 0;
     let mut prompt_tokens = 0;
     for i in 0..v.n {
-        let mut params = v.params_for(i, prompt.len(), context);
-        params.logprobs = top;
+        let params = params_for(i);
         let done = run_to_end(
             &model.engine,
             GenerateRequest {
@@ -79,14 +98,14 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Value, ApiErro
             "finish_reason": done.finish_reason.as_str(),
         }));
     }
-    Ok(json!({
+    Ok(Reply::Json(json!({
         "id": request_id("chatcmpl"),
         "object": "chat.completion",
         "created": now_unix(),
         "model": model.name,
         "choices": choices,
         "usage": usage_json(prompt_tokens, completion_tokens),
-    }))
+    })))
 }
 
 /// Checks each message and flattens array-of-parts content into the plain

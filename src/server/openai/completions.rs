@@ -1,16 +1,17 @@
 //! POST /v1/completions
 
 use super::collect::run_to_end;
+use super::completions_stream::{self, Choice, Options};
 use super::logprobs::{CompletionLogprobs, TokenNames};
 use super::sampling::{check_logprobs, validate};
 use super::types::{CompletionRequest, PromptInput};
-use super::{now_unix, request_id, resolve_model, usage_json};
+use super::{now_unix, request_id, resolve_model, usage_json, Reply};
 use crate::engine::GenerateRequest;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
-use serde_json::{json, Value};
+use serde_json::json;
 
-pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Value, ApiError> {
+pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, ApiError> {
     let model = resolve_model(state, req.model.as_deref())?;
     let tok = &model.tokenizer;
     let prompts: Vec<Vec<u32>> = match req.prompt {
@@ -29,6 +30,36 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Value, A
         .transpose()?;
     let context = model.engine.info().context_length;
     let v = validate(req.sampling)?;
+    let params_for = |i: usize, prompt: &[u32]| {
+        let mut params = v.params_for(i, prompt.len(), context);
+        params.logprobs = logprobs;
+        params.prompt_logprobs = if echo { logprobs } else { None };
+        params
+    };
+    if v.stream {
+        let choices = prompts
+            .iter()
+            .enumerate()
+            .flat_map(|(p, prompt)| (0..v.n).map(move |i| (p, i, prompt)))
+            .map(|(p, i, prompt)| Choice {
+                index: p * v.n + i,
+                prompt: prompt.clone(),
+                params: params_for(i, prompt),
+                counts_prompt: i == 0,
+            })
+            .collect();
+        let opts = Options {
+            echo,
+            logprobs,
+            token_ids_as_text: v.token_ids_as_text,
+            include_usage: v.include_usage,
+        };
+        return Ok(Reply::Stream(completions_stream::start(
+            model.clone(),
+            choices,
+            opts,
+        )));
+    }
     let names = TokenNames {
         tokenizer: tok,
         as_ids: v.token_ids_as_text,
@@ -38,9 +69,7 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Value, A
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
     for prompt in &prompts {
         for i in 0..v.n {
-            let mut params = v.params_for(i, prompt.len(), context);
-            params.logprobs = logprobs;
-            params.prompt_logprobs = if echo { logprobs } else { None };
+            let params = params_for(i, prompt);
             let done = run_to_end(
                 &model.engine,
                 GenerateRequest {
@@ -81,12 +110,12 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Value, A
             }));
         }
     }
-    Ok(json!({
+    Ok(Reply::Json(json!({
         "id": request_id("cmpl"),
         "object": "text_completion",
         "created": now_unix(),
         "model": model.name,
         "choices": choices,
         "usage": usage_json(prompt_tokens, completion_tokens),
-    }))
+    })))
 }

@@ -52,6 +52,19 @@ pub struct CompletionLogprobs {
 }
 
 impl CompletionLogprobs {
+    /// For a streamed chunk: offsets continue from the text already sent.
+    pub fn starting_at(offset: usize) -> Self {
+        CompletionLogprobs {
+            offset,
+            ..Default::default()
+        }
+    }
+
+    /// Characters of text covered so far.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
     /// `lp` is None for the first prompt token, which has no context.
     pub fn push(&mut self, names: &TokenNames, id: u32, lp: Option<&TokenLogprob>) {
         let name = names.name(id);

@@ -1,8 +1,10 @@
 //! The OpenAI-compatible endpoints.
 
 pub mod chat;
+mod chat_stream;
 mod collect;
 pub mod completions;
+mod completions_stream;
 mod logprobs;
 pub mod models;
 mod sampling;
@@ -11,6 +13,13 @@ pub mod types;
 use super::error::ApiError;
 use super::state::{AppState, ServedModel};
 use std::sync::Arc;
+
+/// What a generation handler answers: one JSON document, or a stream of
+/// server-sent events.
+pub enum Reply {
+    Json(serde_json::Value),
+    Stream(super::sse::SseBody),
+}
 
 /// The served model a request names; a missing `model` field means the one
 /// model served.

@@ -16,6 +16,10 @@ pub struct Validated {
     pub token_ids_as_text: bool,
     /// None: the rest of the context window, per prompt.
     pub max_tokens: Option<usize>,
+    /// Answer with server-sent events.
+    pub stream: bool,
+    /// With `stream`: a last chunk carrying the usage.
+    pub include_usage: bool,
 }
 
 impl Validated {
@@ -31,12 +35,6 @@ impl Validated {
 }
 
 pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
-    if f.stream == Some(true) {
-        return Err(ApiError::bad(
-            "streaming responses are not supported yet; send \"stream\": false",
-            "stream",
-        ));
-    }
     let temperature = f.temperature.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) || temperature.is_nan() {
         return Err(ApiError::bad(
@@ -116,6 +114,11 @@ pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
         n: n as usize,
         token_ids_as_text: f.return_tokens_as_token_ids.unwrap_or(false),
         max_tokens,
+        stream: f.stream.unwrap_or(false),
+        include_usage: f
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
     })
 }
 

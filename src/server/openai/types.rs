@@ -30,6 +30,11 @@ impl StopInput {
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    pub include_usage: Option<bool>,
+}
+
 /// Sampling fields shared by both generation endpoints.
 #[derive(Debug, Default, Deserialize)]
 pub struct SamplingFields {
@@ -47,6 +52,7 @@ pub struct SamplingFields {
     pub repetition_penalty: Option<f32>,
     pub ignore_eos: Option<bool>,
     pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
     pub return_tokens_as_token_ids: Option<bool>,
     pub user: Option<String>,
 }

@@ -1,0 +1,132 @@
+//! POST /v1/chat/completions with `"stream": true`: a first chunk with the
+//! assistant role, one `chat.completion.chunk` per token with its content
+//! delta (and logprobs entry), a last chunk with the finish reason,
+//! optionally a usage chunk, then `[DONE]`.
+
+use super::logprobs::TokenNames;
+use super::{now_unix, request_id, usage_json};
+use crate::engine::{Event, GenerateRequest, SamplingParams};
+use crate::server::error::ApiError;
+use crate::server::sse::{self, SseBody};
+use crate::server::state::ServedModel;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::sync::mpsc::Sender;
+
+pub struct Options {
+    pub logprobs: bool,
+    pub token_ids_as_text: bool,
+    pub include_usage: bool,
+}
+
+/// One choice per entry of `params`, all on the same prompt.
+pub fn start(
+    model: Arc<ServedModel>,
+    prompt: Vec<u32>,
+    params: Vec<SamplingParams>,
+    opts: Options,
+) -> SseBody {
+    let (tx, body) = SseBody::channel();
+    tokio::spawn(run(model, prompt, params, opts, tx));
+    body
+}
+
+async fn run(
+    model: Arc<ServedModel>,
+    prompt: Vec<u32>,
+    params: Vec<SamplingParams>,
+    opts: Options,
+    tx: Sender<bytes::Bytes>,
+) {
+    let (id, created) = (request_id("chatcmpl"), now_unix());
+    let names = TokenNames {
+        tokenizer: &model.tokenizer,
+        as_ids: opts.token_ids_as_text,
+    };
+    let chunk = |index: usize, delta: Value, logprobs: Option<Value>, finish: Option<&str>| {
+        json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model.name,
+            "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+        })
+    };
+    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    for (index, p) in params.into_iter().enumerate() {
+        let request = GenerateRequest {
+            prompt: prompt.clone(),
+            params: p,
+        };
+        let mut stream = match model.engine.submit(request) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(sse::event(&ApiError::from(e).envelope())).await;
+                return;
+            }
+        };
+        let first = chunk(
+            index,
+            json!({"role": "assistant", "content": ""}),
+            None,
+            None,
+        );
+        if tx.send(sse::event(&first)).await.is_err() {
+            return;
+        }
+        while let Some(event) = stream.next().await {
+            let msg = match event {
+                Err(e) => {
+                    let _ = tx.send(sse::event(&ApiError::from(e).envelope())).await;
+                    return;
+                }
+                Ok(Event::PromptLogprobs(_)) => continue,
+                Ok(Event::Token { text, logprob, .. }) => {
+                    let lp = logprob
+                        .filter(|_| opts.logprobs)
+                        .map(|lp| json!({"content": [names.chat_entry(&lp)]}));
+                    if text.is_empty() && lp.is_none() {
+                        continue;
+                    }
+                    chunk(index, json!({"content": text}), lp, None)
+                }
+                Ok(Event::Finished {
+                    reason,
+                    text,
+                    usage,
+                    ..
+                }) => {
+                    prompt_tokens = usage.prompt_tokens;
+                    completion_tokens += usage.completion_tokens;
+                    let delta = if text.is_empty() {
+                        json!({})
+                    } else {
+                        json!({"content": text})
+                    };
+                    let last = chunk(index, delta, None, Some(reason.as_str()));
+                    if tx.send(sse::event(&last)).await.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            };
+            if tx.send(sse::event(&msg)).await.is_err() {
+                return;
+            }
+        }
+    }
+    if opts.include_usage {
+        let usage = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model.name,
+            "choices": [],
+            "usage": usage_json(prompt_tokens, completion_tokens),
+        });
+        if tx.send(sse::event(&usage)).await.is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(sse::done()).await;
+}
