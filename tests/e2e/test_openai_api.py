@@ -139,6 +139,22 @@ def test_out_of_range_fields_are_400(client, field, value):
     assert field in e.value.body["message"] or e.value.body["param"] == field
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"logit_bias": {"1": 5}},
+        {"response_format": {"type": "json_object"}},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+    ],
+)
+def test_features_not_built_yet_are_refused_not_ignored(client, extra):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model=SERVED_NAME, messages=[{"role": "user", "content": "hi"}], max_tokens=2, extra_body=extra
+        )
+    assert "not supported yet" in e.value.body["message"]
+
+
 def test_context_overflow_is_400(client):
     with pytest.raises(openai.BadRequestError) as e:
         greedy(client, max_tokens=100_000)

@@ -84,6 +84,27 @@ pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
             });
         }
     }
+    // Fields whose meaning is not implemented yet are refused, never
+    // silently ignored: the client would believe they took effect.
+    let unsupported = [
+        (
+            "logit_bias",
+            f.logit_bias.as_ref().is_some_and(|m| !m.is_empty()),
+        ),
+        (
+            "response_format",
+            f.response_format
+                .as_ref()
+                .is_some_and(|r| r.get("type").and_then(|t| t.as_str()) != Some("text")),
+        ),
+        ("tools", f.tools.as_ref().is_some_and(|t| !t.is_empty())),
+    ];
+    if let Some((name, _)) = unsupported.iter().find(|(_, used)| *used) {
+        return Err(ApiError::bad(
+            format!("{name} is not supported yet; leave it out"),
+            name,
+        ));
+    }
     let max_tokens = match f.max_completion_tokens.or(f.max_tokens) {
         None => None,
         Some(m) if m < 1 => {

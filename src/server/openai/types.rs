@@ -54,6 +54,9 @@ pub struct SamplingFields {
     pub stream: Option<bool>,
     pub stream_options: Option<StreamOptions>,
     pub return_tokens_as_token_ids: Option<bool>,
+    pub logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
+    pub response_format: Option<serde_json::Value>,
+    pub tools: Option<Vec<serde_json::Value>>,
     pub user: Option<String>,
 }
 
