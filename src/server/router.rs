@@ -58,6 +58,17 @@ async fn dispatch(
             }
         }
         (Method::GET, "/v1/models") => ok(openai::models::list(state)),
+        (Method::GET, p) if p.starts_with("/v1/models/") => {
+            ok(openai::models::get(state, &p["/v1/models/".len()..])?)
+        }
+        (Method::POST, "/tokenize") => {
+            let body = read_json(req.into_body()).await?;
+            ok(openai::tokenize::tokenize(state, body)?)
+        }
+        (Method::POST, "/detokenize") => {
+            let body = read_json(req.into_body()).await?;
+            ok(openai::tokenize::detokenize(state, body)?)
+        }
         (Method::POST, "/v1/completions") => {
             let body = read_json(req.into_body()).await?;
             reply(openai::completions::handle(state, body).await?)
@@ -71,9 +82,16 @@ async fn dispatch(
             "version": env!("CARGO_PKG_VERSION"),
             "models": state.model().map(|m| m.name.clone()).into_iter().collect::<Vec<_>>(),
         })),
-        (m, "/health" | "/ready" | "/v1/models" | "/v1/completions" | "/v1/chat/completions") => {
-            Err(ApiError::MethodNotAllowed(m.to_string()))
-        }
+        (
+            m,
+            "/health"
+            | "/ready"
+            | "/v1/models"
+            | "/v1/completions"
+            | "/v1/chat/completions"
+            | "/tokenize"
+            | "/detokenize",
+        ) => Err(ApiError::MethodNotAllowed(m.to_string())),
         (_, p) => Err(ApiError::NotFound(format!("no route for {p}"))),
     }
 }

@@ -186,3 +186,32 @@ def test_bad_chat_roles_and_parts_are_400(client):
 def test_unknown_route_is_404_and_wrong_method_405(server):
     assert httpx.get(f"{server}/v2/nothing").status_code == 404
     assert httpx.get(f"{server}/v1/completions").status_code == 405
+
+
+def test_model_by_id(server, client):
+    assert client.models.retrieve(SERVED_NAME).id == SERVED_NAME
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+
+
+def test_tokenize_and_detokenize_round_trip(server):
+    t = httpx.post(f"{server}/tokenize", json={"prompt": PROMPT}).json()
+    assert t["count"] == len(t["tokens"]) > 0 and t["max_model_len"] >= 2048
+    echo = httpx.post(
+        f"{server}/v1/completions",
+        json={"prompt": PROMPT, "max_tokens": 1, "echo": True, "logprobs": 0, "return_tokens_as_token_ids": True},
+    ).json()
+    ids = [int(x.split(":")[1]) for x in echo["choices"][0]["logprobs"]["tokens"][:-1]]
+    assert t["tokens"] == ids
+    assert httpx.post(f"{server}/detokenize", json={"tokens": t["tokens"]}).json() == {"prompt": PROMPT}
+    chat = httpx.post(f"{server}/tokenize", json={"messages": [{"role": "user", "content": "hi"}]}).json()
+    assert chat["count"] > t["count"] // 2
+    # llama.cpp's field names work too.
+    assert httpx.post(f"{server}/tokenize", json={"content": PROMPT}).json()["tokens"] == t["tokens"]
+    assert httpx.post(f"{server}/detokenize", json={"tokens": [10**9]}).status_code == 400
+    assert httpx.post(f"{server}/tokenize", json={}).status_code == 400
+
+
+def test_unknown_fields_are_ignored(client):
+    r = greedy(client, extra_body={"best_of_frobnication": 3, "guided_whatever": {"x": 1}})
+    assert r.choices[0].text == greedy(client).choices[0].text

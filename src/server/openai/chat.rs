@@ -5,13 +5,14 @@ use super::collect::run_to_end;
 use super::logprobs::TokenNames;
 use super::sampling::{check_logprobs, validate};
 use super::types::ChatRequest;
-use super::{now_unix, request_id, resolve_model, usage_json, Reply};
+use super::{now_unix, request_id, resolve_model, usage_json, warn_unknown, Reply};
 use crate::engine::GenerateRequest;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use serde_json::{json, Value};
 
 pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiError> {
+    warn_unknown("/v1/chat/completions", &req.unknown);
     let model = resolve_model(state, req.model.as_deref())?;
     let template = model.template.as_ref().ok_or_else(|| {
         ApiError::bad(
@@ -110,7 +111,7 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
 
 /// Checks each message and flattens array-of-parts content into the plain
 /// string most templates expect (text parts joined by newlines).
-fn normalize_messages(messages: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+pub(super) fn normalize_messages(messages: Vec<Value>) -> Result<Vec<Value>, ApiError> {
     messages
         .into_iter()
         .enumerate()

@@ -5,13 +5,14 @@ use super::completions_stream::{self, Choice, Options};
 use super::logprobs::{CompletionLogprobs, TokenNames};
 use super::sampling::{check_logprobs, validate};
 use super::types::{CompletionRequest, PromptInput};
-use super::{now_unix, request_id, resolve_model, usage_json, Reply};
+use super::{now_unix, request_id, resolve_model, usage_json, warn_unknown, Reply};
 use crate::engine::GenerateRequest;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use serde_json::json;
 
 pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, ApiError> {
+    warn_unknown("/v1/completions", &req.unknown);
     let model = resolve_model(state, req.model.as_deref())?;
     let tok = &model.tokenizer;
     let prompts: Vec<Vec<u32>> = match req.prompt {

@@ -8,6 +8,7 @@ mod completions_stream;
 mod logprobs;
 pub mod models;
 mod sampling;
+pub mod tokenize;
 pub mod types;
 
 use super::error::ApiError;
@@ -53,4 +54,13 @@ fn usage_json(prompt_tokens: usize, completion_tokens: usize) -> serde_json::Val
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     })
+}
+
+/// Fields a request carried that no handler reads: ignored, as the OpenAI
+/// server ignores them, but logged so that a typo does not go unnoticed.
+fn warn_unknown(endpoint: &str, unknown: &serde_json::Map<String, serde_json::Value>) {
+    if !unknown.is_empty() {
+        let fields: Vec<&str> = unknown.keys().map(String::as_str).collect();
+        tracing::warn!(endpoint, ?fields, "ignoring unknown request fields");
+    }
 }

@@ -1,21 +1,28 @@
 //! GET /v1/models
 
-use crate::server::state::AppState;
+use crate::server::error::ApiError;
+use crate::server::state::{AppState, ServedModel};
 use serde_json::{json, Value};
 
+fn card(m: &ServedModel) -> Value {
+    json!({
+        "id": m.name,
+        "object": "model",
+        "created": m.created,
+        "owned_by": "switchyard",
+        "max_model_len": m.engine.info().context_length,
+    })
+}
+
 pub fn list(state: &AppState) -> Value {
-    let data: Vec<Value> = state
-        .model()
-        .map(|m| {
-            json!({
-                "id": m.name,
-                "object": "model",
-                "created": m.created,
-                "owned_by": "switchyard",
-                "max_model_len": m.engine.info().context_length,
-            })
-        })
-        .into_iter()
-        .collect();
+    let data: Vec<Value> = state.model().map(|m| card(m)).into_iter().collect();
     json!({ "object": "list", "data": data })
+}
+
+/// GET /v1/models/{id}
+pub fn get(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    match state.model() {
+        Some(m) if m.name == id => Ok(card(m)),
+        _ => Err(ApiError::ModelNotFound(id.to_owned())),
+    }
 }

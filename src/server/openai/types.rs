@@ -68,6 +68,9 @@ pub struct CompletionRequest {
     pub logprobs: Option<i64>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
+    /// Whatever else the body held (logged, then ignored).
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,4 +83,25 @@ pub struct ChatRequest {
     pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
+    /// Whatever else the body held (logged, then ignored).
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_collected_and_known_ones_are_not() {
+        let r: CompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "prompt": "p", "temperature": 0.5, "stream_options": {"include_usage": true},
+            "frobnicate": 1, "best_of": 2
+        }))
+        .unwrap();
+        assert_eq!(r.sampling.temperature, Some(0.5));
+        let mut keys: Vec<&String> = r.unknown.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["best_of", "frobnicate"]);
+    }
 }

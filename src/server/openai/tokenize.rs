@@ -1,0 +1,74 @@
+//! POST /tokenize and /detokenize, in vLLM's shapes (llama.cpp's
+//! `content` / `add_special` names are accepted too).
+
+use super::resolve_model;
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Debug, Deserialize)]
+pub struct TokenizeRequest {
+    pub model: Option<String>,
+    #[serde(alias = "content")]
+    pub prompt: Option<String>,
+    pub messages: Option<Vec<Value>>,
+    #[serde(alias = "add_special")]
+    pub add_special_tokens: Option<bool>,
+    pub add_generation_prompt: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DetokenizeRequest {
+    pub model: Option<String>,
+    pub tokens: Vec<u32>,
+}
+
+pub fn tokenize(state: &AppState, req: TokenizeRequest) -> Result<Value, ApiError> {
+    let model = resolve_model(state, req.model.as_deref())?;
+    let tokens = match (req.prompt, req.messages) {
+        (Some(text), None) => {
+            model
+                .tokenizer
+                .encode(&text, req.add_special_tokens.unwrap_or(true), true)
+        }
+        (None, Some(messages)) => {
+            let template = model
+                .template
+                .as_ref()
+                .ok_or_else(|| ApiError::bad("this model has no chat template", "messages"))?;
+            let messages = super::chat::normalize_messages(messages)?;
+            let text = template.render(
+                &messages,
+                req.add_generation_prompt.unwrap_or(true),
+                &Default::default(),
+            )?;
+            model
+                .tokenizer
+                .encode(&text, req.add_special_tokens.unwrap_or(false), true)
+        }
+        _ => {
+            return Err(ApiError::bad(
+                "send exactly one of prompt and messages",
+                "prompt",
+            ))
+        }
+    };
+    Ok(json!({
+        "count": tokens.len(),
+        "max_model_len": model.engine.info().context_length,
+        "tokens": tokens,
+    }))
+}
+
+pub fn detokenize(state: &AppState, req: DetokenizeRequest) -> Result<Value, ApiError> {
+    let model = resolve_model(state, req.model.as_deref())?;
+    let vocab = model.tokenizer.vocab_size();
+    if let Some(&bad) = req.tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(ApiError::bad(
+            format!("token id {bad} is outside the vocabulary (size {vocab})"),
+            "tokens",
+        ));
+    }
+    Ok(json!({ "prompt": model.tokenizer.decode(&req.tokens, false) }))
+}
