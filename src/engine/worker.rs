@@ -151,7 +151,7 @@ impl<B: Backend> Engine<B> {
         };
         loop {
             if generated >= p.max_tokens || pos >= cfg.context_length {
-                let text = decoder.flush() + &stops.finish();
+                let text = remaining_text(&mut decoder, &mut stops);
                 send_finish(events, FinishReason::Length, text, usage(generated), None)?;
                 return Ok(usage(generated));
             }
@@ -160,7 +160,7 @@ impl<B: Backend> Engine<B> {
                 p.logprobs.map(|top| logprob_of(&last_logits, id, top));
             generated += 1;
             if !p.ignore_eos && self.tokenizer.is_eog(id) {
-                let text = decoder.flush() + &stops.finish();
+                let text = remaining_text(&mut decoder, &mut stops);
                 send(
                     events,
                     Event::Token {
@@ -201,6 +201,15 @@ impl<B: Backend> Engine<B> {
             last_logits = logits;
             pos += 1;
         }
+    }
+}
+
+/// What is left at the end: the decoder's held-back bytes, still checked
+/// against the stop strings, then whatever the matcher held back.
+fn remaining_text(decoder: &mut IncrementalDecoder, stops: &mut StopMatcher) -> String {
+    match stops.push(&decoder.flush()) {
+        StopOutcome::Continue(text) => text + &stops.finish(),
+        StopOutcome::Stopped { text, .. } => text,
     }
 }
 

