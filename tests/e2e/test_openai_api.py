@@ -215,3 +215,21 @@ def test_tokenize_and_detokenize_round_trip(server):
 def test_unknown_fields_are_ignored(client):
     r = greedy(client, extra_body={"best_of_frobnication": 3, "guided_whatever": {"x": 1}})
     assert r.choices[0].text == greedy(client).choices[0].text
+
+
+def test_http2_with_prior_knowledge(server):
+    with httpx.Client(http1=False, http2=True, base_url=server) as h2:
+        models = h2.get("/v1/models")
+        assert models.http_version == "HTTP/2" and models.json()["data"][0]["id"] == SERVED_NAME
+        r = h2.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 4, "temperature": 0})
+        assert r.http_version == "HTTP/2" and r.json()["usage"]["completion_tokens"] == 4
+
+
+def test_http1_keep_alive_reuses_one_connection(server):
+    with httpx.Client(base_url=server) as h1:
+        ports = set()
+        for _ in range(3):
+            r = h1.get("/health")
+            assert r.http_version == "HTTP/1.1"
+            ports.add(r.extensions["network_stream"].get_extra_info("client_addr")[1])
+        assert len(ports) == 1
