@@ -20,10 +20,21 @@ pub struct ServeArgs {
     /// pulled when missing).
     #[arg(long)]
     model: Option<String>,
-    /// The name clients send as `model` (default: the model's file stem, or
-    /// the known model's name).
+    /// The names clients may send as `model`; the first is the one
+    /// responses carry (default: the known model's name, or the file's
+    /// stem).
+    #[arg(long, num_args = 1..)]
+    served_model_name: Vec<String>,
+    /// Cap the context window below the model's own.
     #[arg(long)]
-    served_model_name: Option<String>,
+    max_model_len: Option<usize>,
+    /// Seconds /ready answers 503 before the listener closes, on
+    /// SIGTERM or Ctrl-C.
+    #[arg(long, default_value_t = 2.0)]
+    shutdown_grace: f64,
+    /// Seconds requests in flight may take to finish after that.
+    #[arg(long, default_value_t = 30.0)]
+    shutdown_timeout: f64,
     /// Compute threads (default: physical cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -43,25 +54,17 @@ async fn serve(a: ServeArgs) -> CliResult {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let served_name = a
-        .served_model_name
-        .clone()
-        .or_else(|| {
-            a.model
-                .clone()
-                .filter(|m| !std::path::Path::new(m).exists())
-        })
-        .unwrap_or_else(|| crate::store::DEFAULT_MODEL.to_owned());
-    let state = AppState::new(served_name.clone());
+    let state = AppState::new();
     tracing::info!(%local, "listening; loading the model");
 
     let loading = {
         let state = state.clone();
         let model_arg = a.model.clone();
-        let explicit_name = a.served_model_name.clone();
+        let names = a.served_model_name.clone();
         let threads = a.threads.unwrap_or_else(pool::physical_cores);
+        let max_len = a.max_model_len;
         tokio::task::spawn_blocking(move || {
-            load_and_start(&state, model_arg.as_deref(), explicit_name, threads)
+            load_and_start(&state, model_arg.as_deref(), names, max_len, threads)
         })
     };
     let shutdown = async {
@@ -84,7 +87,12 @@ async fn serve(a: ServeArgs) -> CliResult {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     };
-    let server = server::serve(listener, state.clone(), shutdown);
+    let seconds = |s: f64| std::time::Duration::from_secs_f64(s.max(0.0));
+    let policy = server::ShutdownPolicy {
+        grace: seconds(a.shutdown_grace),
+        timeout: seconds(a.shutdown_timeout),
+    };
+    let server = server::serve(listener, state.clone(), shutdown, policy);
     tokio::pin!(server);
     tokio::select! {
         loaded = loading => {
@@ -102,32 +110,48 @@ async fn serve(a: ServeArgs) -> CliResult {
 fn load_and_start(
     state: &AppState,
     model_arg: Option<&str>,
-    explicit_name: Option<String>,
+    mut names: Vec<String>,
+    max_model_len: Option<usize>,
     threads: usize,
 ) -> CliResult {
     let path = resolve::model_path(model_arg)?;
     let started = std::time::Instant::now();
     let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
     let backend_name = crate::backend::Backend::describe(&backend);
-    let loaded = crate::model::loaded::load(&path, &backend).map_err(|e| e.to_string())?;
-    let name = explicit_name.unwrap_or_else(|| {
-        if model_arg.is_some_and(|m| std::path::Path::new(m).exists()) {
-            loaded.name.clone()
-        } else {
-            state.served_name.clone()
+    let mut loaded = crate::model::loaded::load(&path, &backend).map_err(|e| e.to_string())?;
+    if let Some(cap) = max_model_len {
+        let own = loaded.llama.config.context_length;
+        if cap == 0 || cap > own {
+            return Err(format!(
+                "--max-model-len {cap} must be between 1 and the model's context length {own}"
+            ));
         }
-    });
+        loaded.llama.config.context_length = cap;
+    }
+    if names.is_empty() {
+        names.push(match model_arg {
+            Some(m) if std::path::Path::new(m).exists() => loaded.name.clone(),
+            Some(m) => m.to_owned(),
+            None => crate::store::DEFAULT_MODEL.to_owned(),
+        });
+    }
+    let fingerprint = format!(
+        "fp_switchyard-{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        crate::backend::cpu::isa::isa().name()
+    );
     let handle = engine::spawn(backend, loaded.llama, loaded.tokenizer.clone());
     warm_up(&handle)?;
     tracing::info!(
-        model = %name,
+        model = %names[0],
         path = %path.display(),
         backend = %backend_name,
         ms = started.elapsed().as_millis() as u64,
         "model ready"
     );
     state.set_model(ServedModel {
-        name,
+        names,
+        fingerprint,
         engine: handle,
         tokenizer: loaded.tokenizer,
         template: loaded.template,

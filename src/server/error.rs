@@ -21,6 +21,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("content type `{0}` is not supported; send application/json")]
+    UnsupportedMediaType(String),
     #[error("the model is still loading")]
     NotReady,
     #[error(transparent)]
@@ -45,6 +47,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Engine(e) => match e {
                 EngineError::EmptyPrompt

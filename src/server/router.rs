@@ -5,6 +5,7 @@ use super::error::ApiError;
 use super::openai::{self, Reply};
 use super::state::AppState;
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
@@ -15,18 +16,66 @@ pub async fn route(
 ) -> Result<Response<HttpBody>, std::convert::Infallible> {
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let resp = match dispatch(&state, req).await {
+    let request_id = request_id(&req);
+    let mut resp = match dispatch(&state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    // The access log names the request, never its prompt or completion.
     tracing::info!(
         %method,
         path,
         status = resp.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
+        request_id,
         "request"
     );
     Ok(resp)
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The client's `x-request-id` when it is a reasonable token, else a new one.
+fn request_id(req: &Request<Incoming>) -> String {
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
+    match given {
+        Some(v) => v.to_owned(),
+        None => {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            format!("req-{:x}-{n:x}", std::process::id())
+        }
+    }
+}
+
+/// POST bodies are JSON: a body declared as something else is refused
+/// (an absent content type is accepted, as clients often omit it).
+fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
+    match req.headers().get(hyper::header::CONTENT_TYPE) {
+        None => Ok(()),
+        Some(v) => {
+            let mime = v
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim();
+            if mime.eq_ignore_ascii_case("application/json") {
+                Ok(())
+            } else {
+                Err(ApiError::UnsupportedMediaType(mime.to_owned()))
+            }
+        }
+    }
 }
 
 async fn dispatch(
@@ -36,6 +85,9 @@ async fn dispatch(
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));
+    if method == Method::POST {
+        require_json(&req)?;
+    }
     match (method, path.as_str()) {
         (Method::GET, "/health") => {
             if state.is_healthy() {
@@ -80,7 +132,7 @@ async fn dispatch(
         (Method::GET, "" | "/") => ok(json!({
             "name": "switchyard",
             "version": env!("CARGO_PKG_VERSION"),
-            "models": state.model().map(|m| m.name.clone()).into_iter().collect::<Vec<_>>(),
+            "models": state.model().map(|m| m.names.clone()).unwrap_or_default(),
         })),
         (
             m,

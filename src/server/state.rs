@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub struct ServedModel {
-    /// The name clients send as `model`.
-    pub name: String,
+    /// The names clients may send as `model`; responses carry the first.
+    pub names: Vec<String>,
+    /// `system_fingerprint`: the build and the kernels that answered.
+    pub fingerprint: String,
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
@@ -17,17 +19,24 @@ pub struct ServedModel {
     pub created: u64,
 }
 
+impl ServedModel {
+    pub fn name(&self) -> &str {
+        &self.names[0]
+    }
+
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+}
+
 pub struct AppState {
-    /// The name the model will be served as, known before it loads.
-    pub served_name: String,
     model: OnceLock<Arc<ServedModel>>,
     shutting_down: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(served_name: String) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(AppState {
-            served_name,
             model: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
         })

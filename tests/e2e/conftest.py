@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("SWITCHYARD_BIN", str(ROOT / "target" / "release" / "switchyard"))
 MODEL = os.environ.get("SWITCHYARD_TEST_MODEL", "smollm2-135m-instruct")
 SERVED_NAME = "smollm2"
+ALIAS = "smollm2-alias"
 READY_TIMEOUT_S = 180
 
 
@@ -27,6 +28,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_server(bin_path, log, *args):
+    port = free_port()
+    proc = subprocess.Popen(
+        [bin_path, "serve", "--port", str(port), "--model", MODEL, *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(proc, base) -> bool:
+    """Polls the readiness endpoint: the condition itself, not a fixed sleep."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture(scope="session")
@@ -37,27 +61,10 @@ def bin_path() -> str:
 
 @pytest.fixture(scope="session")
 def server(bin_path, tmp_path_factory):
-    port = free_port()
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [bin_path, "serve", "--port", str(port), "--model", MODEL, "--served-model-name", SERVED_NAME],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    ready = False
-    # Poll the readiness endpoint: the condition itself, not a fixed sleep.
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                ready = True
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    if not ready:
+    proc, base = start_server(bin_path, log, "--served-model-name", SERVED_NAME, ALIAS)
+    if not wait_ready(proc, base):
         proc.kill()
         log.close()
         pytest.fail(f"server did not become ready; log:\n{log_path.read_text()[-4000:]}")

@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import SERVED_NAME
+from conftest import ALIAS, SERVED_NAME
 
 PROMPT = "The capital of France is"
 
@@ -22,7 +22,7 @@ def test_health_ready_and_models(server, client):
     assert httpx.get(f"{server}/health").json() == {"status": "ok"}
     assert httpx.get(f"{server}/ready").status_code == 200
     models = client.models.list()
-    assert [m.id for m in models.data] == [SERVED_NAME]
+    assert [m.id for m in models.data] == [SERVED_NAME, ALIAS]
     assert models.data[0].object == "model"
 
 
@@ -233,3 +233,22 @@ def test_http1_keep_alive_reuses_one_connection(server):
             assert r.http_version == "HTTP/1.1"
             ports.add(r.extensions["network_stream"].get_extra_info("client_addr")[1])
         assert len(ports) == 1
+
+
+def test_aliases_answer_under_the_first_name(client):
+    r = greedy(client, model=ALIAS)
+    assert r.model == SERVED_NAME
+    assert r.system_fingerprint and r.system_fingerprint.startswith("fp_switchyard-")
+
+
+def test_request_ids_are_echoed_or_made(server):
+    given = httpx.get(f"{server}/health", headers={"x-request-id": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = httpx.post(f"{server}/v1/completions", json={"prompt": "x", "max_tokens": 0})
+    assert made.status_code == 400 and made.headers["x-request-id"].startswith("req-")
+
+
+def test_wrong_content_type_is_415(server):
+    r = httpx.post(f"{server}/v1/completions", content=b"prompt=hi", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415
+    assert r.json()["error"]["type"] == "invalid_request_error"

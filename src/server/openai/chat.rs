@@ -18,7 +18,7 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
         ApiError::bad(
             format!(
                 "the model `{}` has no chat template; use /v1/completions",
-                model.name
+                model.name()
             ),
             "messages",
         )
@@ -103,7 +103,8 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
         "id": request_id("chatcmpl"),
         "object": "chat.completion",
         "created": now_unix(),
-        "model": model.name,
+        "model": model.name(),
+        "system_fingerprint": model.fingerprint,
         "choices": choices,
         "usage": usage_json(prompt_tokens, completion_tokens),
     })))

@@ -48,7 +48,8 @@ async fn run(
             "id": id,
             "object": "chat.completion.chunk",
             "created": created,
-            "model": model.name,
+            "model": model.name(),
+            "system_fingerprint": model.fingerprint,
             "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
         })
     };
@@ -120,7 +121,8 @@ async fn run(
             "id": id,
             "object": "chat.completion.chunk",
             "created": created,
-            "model": model.name,
+            "model": model.name(),
+            "system_fingerprint": model.fingerprint,
             "choices": [],
             "usage": usage_json(prompt_tokens, completion_tokens),
         });

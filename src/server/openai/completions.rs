@@ -115,7 +115,8 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
         "id": request_id("cmpl"),
         "object": "text_completion",
         "created": now_unix(),
-        "model": model.name,
+        "model": model.name(),
+        "system_fingerprint": model.fingerprint,
         "choices": choices,
         "usage": usage_json(prompt_tokens, completion_tokens),
     })))

@@ -50,7 +50,8 @@ async fn run(
             "id": id,
             "object": "text_completion",
             "created": created,
-            "model": model.name,
+            "model": model.name(),
+            "system_fingerprint": model.fingerprint,
             "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}],
         })
     };
@@ -138,7 +139,8 @@ async fn run(
             "id": id,
             "object": "text_completion",
             "created": created,
-            "model": model.name,
+            "model": model.name(),
+            "system_fingerprint": model.fingerprint,
             "choices": [],
             "usage": usage_json(prompt_tokens, completion_tokens),
         });

@@ -30,7 +30,7 @@ fn resolve_model<'a>(
 ) -> Result<&'a Arc<ServedModel>, ApiError> {
     let model = state.model().ok_or(ApiError::NotReady)?;
     match name {
-        Some(n) if n != model.name => Err(ApiError::ModelNotFound(n.to_owned())),
+        Some(n) if !model.answers_to(n) => Err(ApiError::ModelNotFound(n.to_owned())),
         _ => Ok(model),
     }
 }

@@ -4,9 +4,9 @@ use crate::server::error::ApiError;
 use crate::server::state::{AppState, ServedModel};
 use serde_json::{json, Value};
 
-fn card(m: &ServedModel) -> Value {
+fn card(m: &ServedModel, id: &str) -> Value {
     json!({
-        "id": m.name,
+        "id": id,
         "object": "model",
         "created": m.created,
         "owned_by": "switchyard",
@@ -15,14 +15,17 @@ fn card(m: &ServedModel) -> Value {
 }
 
 pub fn list(state: &AppState) -> Value {
-    let data: Vec<Value> = state.model().map(|m| card(m)).into_iter().collect();
+    let data: Vec<Value> = state
+        .model()
+        .map(|m| m.names.iter().map(|n| card(m, n)).collect())
+        .unwrap_or_default();
     json!({ "object": "list", "data": data })
 }
 
 /// GET /v1/models/{id}
 pub fn get(state: &AppState, id: &str) -> Result<Value, ApiError> {
     match state.model() {
-        Some(m) if m.name == id => Ok(card(m)),
+        Some(m) if m.answers_to(id) => Ok(card(m, id)),
         _ => Err(ApiError::ModelNotFound(id.to_owned())),
     }
 }
