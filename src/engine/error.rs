@@ -6,6 +6,8 @@ pub enum EngineError {
     EmptyPrompt,
     #[error("token id {id} is outside the vocabulary (size {vocab})")]
     TokenOutOfRange { id: u32, vocab: usize },
+    #[error("logit_bias names token id {id}, outside the vocabulary (size {vocab})")]
+    BiasOutOfRange { id: u32, vocab: usize },
     #[error("this model's maximum context length is {context} tokens; the request asks for {prompt} prompt tokens and {max_tokens} more")]
     ContextOverflow {
         context: usize,

@@ -57,6 +57,10 @@ impl EngineHandle {
         if let Some(&id) = request.prompt.iter().find(|&&id| id as usize >= vocab) {
             return Err(EngineError::TokenOutOfRange { id, vocab });
         }
+        let bias = &request.params.penalties.logit_bias;
+        if let Some(&(id, _)) = bias.iter().find(|&&(id, _)| id as usize >= vocab) {
+            return Err(EngineError::BiasOutOfRange { id, vocab });
+        }
         let context = self.info.context_length;
         if prompt + request.params.max_tokens > context {
             return Err(EngineError::ContextOverflow {

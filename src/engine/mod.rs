@@ -4,6 +4,7 @@
 
 mod error;
 mod handle;
+mod penalties;
 mod request;
 mod rng;
 pub mod sampler;
@@ -12,5 +13,7 @@ mod worker;
 
 pub use error::EngineError;
 pub use handle::{EngineHandle, EngineInfo, RequestStream};
-pub use request::{Event, FinishReason, GenerateRequest, SamplingParams, TokenLogprob, Usage};
+pub use request::{
+    Event, FinishReason, GenerateRequest, Penalties, SamplingParams, TokenLogprob, Usage,
+};
 pub use worker::spawn;

@@ -1,5 +1,7 @@
 //! What goes into an engine and what comes out of it.
 
+pub use super::penalties::Penalties;
+
 /// How to pick tokens and when to stop.
 #[derive(Clone, Debug)]
 pub struct SamplingParams {
@@ -11,6 +13,8 @@ pub struct SamplingParams {
     pub min_p: f32,
     pub seed: Option<u64>,
     pub max_tokens: usize,
+    /// Logit bias and repetition / presence / frequency penalties.
+    pub penalties: Penalties,
     /// Strings that end generation; the text returned stops before them.
     pub stop: Vec<String>,
     /// Keep generating through end-of-generation tokens (benchmarks).
@@ -31,6 +35,7 @@ impl Default for SamplingParams {
             min_p: 0.0,
             seed: None,
             max_tokens: 16,
+            penalties: Penalties::none(),
             stop: Vec::new(),
             ignore_eos: false,
             logprobs: None,

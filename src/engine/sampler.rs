@@ -3,16 +3,19 @@
 //! log-probabilities the API reports, always of the model's own
 //! distribution (before temperature), as OpenAI and vLLM report them.
 
+use super::penalties::LogitsProcessor;
 use super::request::{SamplingParams, TokenLogprob};
 use super::rng::Rng;
 
 pub struct Sampler {
     params: SamplingParams,
     rng: Rng,
+    processor: LogitsProcessor,
 }
 
 impl Sampler {
-    pub fn new(params: &SamplingParams) -> Self {
+    /// `prompt` is the history the repetition penalty looks at.
+    pub fn new(params: &SamplingParams, prompt: &[u32]) -> Self {
         let rng = match params.seed {
             Some(seed) => Rng::seeded(seed),
             None => Rng::from_entropy(),
@@ -20,66 +23,74 @@ impl Sampler {
         Sampler {
             params: params.clone(),
             rng,
+            processor: LogitsProcessor::new(params.penalties.clone(), prompt),
         }
     }
 
+    /// Chooses the next token and records it in the history.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
-        let p = &self.params;
-        if p.temperature <= 0.0 || p.top_k == 1 {
-            return argmax(logits);
-        }
-        // Candidates sorted by logit, best first; ties keep the lower id.
-        let mut cand: Vec<(u32, f32)> = logits
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.is_finite())
-            .map(|(i, &l)| (i as u32, l))
-            .collect();
-        if cand.is_empty() {
-            return argmax(logits);
-        }
-        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if p.top_k > 0 && (p.top_k as usize) < cand.len() {
-            let k = p.top_k as usize;
-            cand.select_nth_unstable_by(k - 1, by_logit);
-            cand.truncate(k);
-        }
-        cand.sort_unstable_by(by_logit);
-        let t = p.temperature as f64;
-        let max = cand[0].1 as f64;
-        let mut probs: Vec<f64> = cand
-            .iter()
-            .map(|&(_, l)| ((l as f64 - max) / t).exp())
-            .collect();
-        let total: f64 = probs.iter().sum();
-        probs.iter_mut().for_each(|q| *q /= total);
-        let mut keep = probs.len();
-        if p.min_p > 0.0 {
-            let floor = probs[0] * p.min_p as f64;
-            keep = keep.min(probs.iter().take_while(|&&q| q >= floor).count().max(1));
-        }
-        if p.top_p < 1.0 {
-            let mut acc = 0.0;
-            let mut n = 0;
-            for &q in &probs[..keep] {
-                acc += q;
-                n += 1;
-                if acc >= p.top_p as f64 {
-                    break;
-                }
-            }
-            keep = n.max(1);
-        }
-        let mass: f64 = probs[..keep].iter().sum();
-        let mut r = self.rng.next_f64() * mass;
-        for (i, &q) in probs[..keep].iter().enumerate() {
-            if r < q {
-                return cand[i].0;
-            }
-            r -= q;
-        }
-        cand[keep - 1].0
+        let logits = self.processor.apply(logits);
+        let t = choose(&self.params, &mut self.rng, logits);
+        self.processor.record(t);
+        t
     }
+}
+
+fn choose(p: &SamplingParams, rng: &mut Rng, logits: &[f32]) -> u32 {
+    if p.temperature <= 0.0 || p.top_k == 1 {
+        return argmax(logits);
+    }
+    // Candidates sorted by logit, best first; ties keep the lower id.
+    let mut cand: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .map(|(i, &l)| (i as u32, l))
+        .collect();
+    if cand.is_empty() {
+        return argmax(logits);
+    }
+    let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if p.top_k > 0 && (p.top_k as usize) < cand.len() {
+        let k = p.top_k as usize;
+        cand.select_nth_unstable_by(k - 1, by_logit);
+        cand.truncate(k);
+    }
+    cand.sort_unstable_by(by_logit);
+    let t = p.temperature as f64;
+    let max = cand[0].1 as f64;
+    let mut probs: Vec<f64> = cand
+        .iter()
+        .map(|&(_, l)| ((l as f64 - max) / t).exp())
+        .collect();
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|q| *q /= total);
+    let mut keep = probs.len();
+    if p.min_p > 0.0 {
+        let floor = probs[0] * p.min_p as f64;
+        keep = keep.min(probs.iter().take_while(|&&q| q >= floor).count().max(1));
+    }
+    if p.top_p < 1.0 {
+        let mut acc = 0.0;
+        let mut n = 0;
+        for &q in &probs[..keep] {
+            acc += q;
+            n += 1;
+            if acc >= p.top_p as f64 {
+                break;
+            }
+        }
+        keep = n.max(1);
+    }
+    let mass: f64 = probs[..keep].iter().sum();
+    let mut r = rng.next_f64() * mass;
+    for (i, &q) in probs[..keep].iter().enumerate() {
+        if r < q {
+            return cand[i].0;
+        }
+        r -= q;
+    }
+    cand[keep - 1].0
 }
 
 /// The highest logit; the lowest id wins a tie.
@@ -133,7 +144,7 @@ mod tests {
 
     #[test]
     fn greedy_takes_the_lowest_id_among_equal_maxima() {
-        let mut s = Sampler::new(&params(0.0));
+        let mut s = Sampler::new(&params(0.0), &[]);
         assert_eq!(s.sample(&[0.0, 3.0, 1.0, 3.0]), 1);
     }
 
@@ -143,7 +154,7 @@ mod tests {
         let mut p = params(1.0);
         p.seed = Some(42);
         let draw = |p: &SamplingParams| {
-            let mut s = Sampler::new(p);
+            let mut s = Sampler::new(p, &[]);
             (0..4000).map(|_| s.sample(&logits)).collect::<Vec<_>>()
         };
         let a = draw(&p);
@@ -159,12 +170,12 @@ mod tests {
         let mut p = params(1.0);
         p.seed = Some(1);
         p.top_k = 2;
-        let mut s = Sampler::new(&p);
+        let mut s = Sampler::new(&p, &[]);
         assert!((0..500).all(|_| s.sample(&logits) < 2));
         let mut p = params(1.0);
         p.seed = Some(1);
         p.top_p = 0.5; // token 0 alone holds ~64%
-        let mut s = Sampler::new(&p);
+        let mut s = Sampler::new(&p, &[]);
         assert!((0..500).all(|_| s.sample(&logits) == 0));
     }
 

@@ -139,7 +139,7 @@ impl<B: Backend> Engine<B> {
             send(events, Event::PromptLogprobs(prompt_logprobs))?;
         }
 
-        let mut sampler = Sampler::new(p);
+        let mut sampler = Sampler::new(p, prompt);
         let tokenizer = self.tokenizer.clone();
         let mut decoder = IncrementalDecoder::new(&tokenizer, true);
         let mut stops = StopMatcher::new(&p.stop);

@@ -52,6 +52,7 @@ impl ApiError {
             ApiError::Engine(e) => match e {
                 EngineError::EmptyPrompt
                 | EngineError::TokenOutOfRange { .. }
+                | EngineError::BiasOutOfRange { .. }
                 | EngineError::ContextOverflow { .. } => StatusCode::BAD_REQUEST,
                 EngineError::Stopped | EngineError::Internal(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -86,6 +87,7 @@ impl ApiError {
             ApiError::Engine(EngineError::EmptyPrompt | EngineError::TokenOutOfRange { .. }) => {
                 Some("prompt")
             }
+            ApiError::Engine(EngineError::BiasOutOfRange { .. }) => Some("logit_bias"),
             ApiError::Model(ModelError::ChatTemplate(_)) => Some("messages"),
             _ => None,
         }

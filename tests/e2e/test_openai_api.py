@@ -131,18 +131,31 @@ def test_unknown_model_is_404(client):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("temperature", 3.0), ("top_p", 0.0), ("max_tokens", 0), ("logprobs", 99), ("n", 0)],
+    [
+        ("temperature", 3.0),
+        ("top_p", 0.0),
+        ("max_tokens", 0),
+        ("logprobs", 99),
+        ("n", 0),
+        ("presence_penalty", 2.5),
+        ("frequency_penalty", -3.0),
+        ("repetition_penalty", 0.0),
+        ("logit_bias", {"x": 1}),
+        ("logit_bias", {"5": 500}),
+        ("logit_bias", {"99999999": 1}),
+    ],
 )
 def test_out_of_range_fields_are_400(client, field, value):
+    # Fields the client does not know travel in extra_body.
+    kw = {"extra_body": {field: value}} if field == "repetition_penalty" else {field: value}
     with pytest.raises(openai.BadRequestError) as e:
-        greedy(client, **{field: value})
+        greedy(client, **kw)
     assert field in e.value.body["message"] or e.value.body["param"] == field
 
 
 @pytest.mark.parametrize(
     "extra",
     [
-        {"logit_bias": {"1": 5}},
         {"response_format": {"type": "json_object"}},
         {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
     ],
@@ -252,3 +265,17 @@ def test_wrong_content_type_is_415(server):
     r = httpx.post(f"{server}/v1/completions", content=b"prompt=hi", headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 415
     assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_logit_bias_forces_a_token(client):
+    r = greedy(client, max_tokens=3, logprobs=0, logit_bias={"28": 100}, extra_body={"return_tokens_as_token_ids": True})
+    assert r.choices[0].logprobs.tokens == ["token_id:28"] * 3
+
+
+def test_penalties_discourage_repeats(client):
+    prompt = "the the the the the the the the"
+    count = lambda **kw: greedy(client, prompt=prompt, max_tokens=12, **kw).choices[0].text.count("the")
+    plain = count()
+    assert count(frequency_penalty=2.0) < plain
+    assert count(presence_penalty=2.0) < plain
+    assert count(extra_body={"repetition_penalty": 1.5}) < plain

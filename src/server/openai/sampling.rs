@@ -2,7 +2,7 @@
 //! every out-of-range value refused by name.
 
 use super::types::SamplingFields;
-use crate::engine::SamplingParams;
+use crate::engine::{Penalties, SamplingParams};
 use crate::server::error::ApiError;
 
 /// Most alternatives a request may ask for per token (vLLM's default cap).
@@ -70,27 +70,10 @@ pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
             "n",
         ));
     }
-    for (name, value, neutral) in [
-        ("presence_penalty", f.presence_penalty, 0.0),
-        ("frequency_penalty", f.frequency_penalty, 0.0),
-        ("repetition_penalty", f.repetition_penalty, 1.0),
-    ] {
-        if value.is_some_and(|v| v != neutral) {
-            return Err(ApiError::BadRequest {
-                message: format!(
-                    "{name} is not supported yet; leave it out or set it to {neutral}"
-                ),
-                param: None,
-            });
-        }
-    }
+    let penalties = penalties(&f)?;
     // Fields whose meaning is not implemented yet are refused, never
     // silently ignored: the client would believe they took effect.
     let unsupported = [
-        (
-            "logit_bias",
-            f.logit_bias.as_ref().is_some_and(|m| !m.is_empty()),
-        ),
         (
             "response_format",
             f.response_format
@@ -127,6 +110,7 @@ pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
             min_p,
             seed: f.seed.map(|s| s as u64),
             max_tokens: 0,
+            penalties,
             stop,
             ignore_eos: f.ignore_eos.unwrap_or(false),
             logprobs: None,
@@ -151,4 +135,52 @@ pub fn check_logprobs(k: i64, param: &'static str) -> Result<usize, ApiError> {
         ));
     }
     Ok(k as usize)
+}
+
+fn penalties(f: &SamplingFields) -> Result<Penalties, ApiError> {
+    let presence = f.presence_penalty.unwrap_or(0.0);
+    let frequency = f.frequency_penalty.unwrap_or(0.0);
+    let repetition = f.repetition_penalty.unwrap_or(1.0);
+    for (name, v) in [
+        ("presence_penalty", presence),
+        ("frequency_penalty", frequency),
+    ] {
+        if !(-2.0..=2.0).contains(&v) {
+            return Err(ApiError::bad(
+                format!("{name} must be between -2 and 2, got {v}"),
+                name,
+            ));
+        }
+    }
+    if !(repetition > 0.0 && repetition <= 2.0) {
+        return Err(ApiError::bad(
+            format!("repetition_penalty must be in (0, 2], got {repetition}"),
+            "repetition_penalty",
+        ));
+    }
+    let mut logit_bias = Vec::new();
+    for (key, value) in f.logit_bias.iter().flatten() {
+        let token: u32 = key.parse().map_err(|_| {
+            ApiError::bad(
+                format!("logit_bias key `{key}` is not a token id"),
+                "logit_bias",
+            )
+        })?;
+        let bias = value
+            .as_f64()
+            .filter(|b| (-100.0..=100.0).contains(b))
+            .ok_or_else(|| {
+                ApiError::bad(
+                    format!("logit_bias for {key} must be a number between -100 and 100"),
+                    "logit_bias",
+                )
+            })?;
+        logit_bias.push((token, bias as f32));
+    }
+    Ok(Penalties {
+        presence,
+        frequency,
+        repetition,
+        logit_bias,
+    })
 }
