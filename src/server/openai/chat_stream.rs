@@ -3,8 +3,9 @@
 //! delta (and logprobs entry), a last chunk with the finish reason,
 //! optionally a usage chunk, then `[DONE]`.
 
+use super::chunks::{report, submit, ChunkHeader};
 use super::logprobs::TokenNames;
-use super::{now_unix, request_id, usage_json};
+use super::request_id;
 use crate::engine::{Event, GenerateRequest, SamplingParams};
 use crate::server::error::ApiError;
 use crate::server::sse::{self, SseBody};
@@ -38,20 +39,15 @@ async fn run(
     opts: Options,
     tx: Sender<bytes::Bytes>,
 ) {
-    let (id, created) = (request_id("chatcmpl"), now_unix());
+    let header = ChunkHeader::new(&model, request_id("chatcmpl"), "chat.completion.chunk");
     let names = TokenNames {
         tokenizer: &model.tokenizer,
         as_ids: opts.token_ids_as_text,
     };
     let chunk = |index: usize, delta: Value, logprobs: Option<Value>, finish: Option<&str>| {
-        json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model.name(),
-            "system_fingerprint": model.fingerprint,
-            "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
-        })
+        header.chunk(
+            json!({"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}),
+        )
     };
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
     for (index, p) in params.into_iter().enumerate() {
@@ -59,12 +55,8 @@ async fn run(
             prompt: prompt.clone(),
             params: p,
         };
-        let mut stream = match model.engine.submit(request) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = tx.send(sse::event(&ApiError::from(e).envelope())).await;
-                return;
-            }
+        let Some(mut stream) = submit(&model, request, &tx).await else {
+            return;
         };
         let first = chunk(
             index,
@@ -77,10 +69,7 @@ async fn run(
         }
         while let Some(event) = stream.next().await {
             let msg = match event {
-                Err(e) => {
-                    let _ = tx.send(sse::event(&ApiError::from(e).envelope())).await;
-                    return;
-                }
+                Err(e) => return report(&tx, ApiError::from(e)).await,
                 Ok(Event::PromptLogprobs(_)) => continue,
                 Ok(Event::Token { text, logprob, .. }) => {
                     let lp = logprob
@@ -116,19 +105,8 @@ async fn run(
             }
         }
     }
-    if opts.include_usage {
-        let usage = json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model.name(),
-            "system_fingerprint": model.fingerprint,
-            "choices": [],
-            "usage": usage_json(prompt_tokens, completion_tokens),
-        });
-        if tx.send(sse::event(&usage)).await.is_err() {
-            return;
-        }
-    }
-    let _ = tx.send(sse::done()).await;
+    let usage = opts
+        .include_usage
+        .then_some((prompt_tokens, completion_tokens));
+    header.finish(&tx, usage).await;
 }

@@ -3,8 +3,9 @@
 //! comes later), a last chunk with the finish reason, optionally a usage
 //! chunk, then `[DONE]`. Choices run one after another.
 
+use super::chunks::{report, submit, ChunkHeader};
 use super::logprobs::{CompletionLogprobs, TokenNames};
-use super::{now_unix, request_id, usage_json};
+use super::request_id;
 use crate::engine::{Event, GenerateRequest, SamplingParams};
 use crate::server::error::ApiError;
 use crate::server::sse::{self, SseBody};
@@ -40,20 +41,15 @@ async fn run(
     opts: Options,
     tx: Sender<bytes::Bytes>,
 ) {
-    let (id, created) = (request_id("cmpl"), now_unix());
+    let header = ChunkHeader::new(&model, request_id("cmpl"), "text_completion");
     let names = TokenNames {
         tokenizer: &model.tokenizer,
         as_ids: opts.token_ids_as_text,
     };
     let chunk = |index: usize, text: String, logprobs: Option<Value>, finish: Option<&str>| {
-        json!({
-            "id": id,
-            "object": "text_completion",
-            "created": created,
-            "model": model.name(),
-            "system_fingerprint": model.fingerprint,
-            "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}],
-        })
+        header.chunk(
+            json!({"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}),
+        )
     };
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
     for c in choices {
@@ -62,12 +58,8 @@ async fn run(
             prompt: c.prompt.clone(),
             params: c.params,
         };
-        let mut stream = match model.engine.submit(request) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = tx.send(sse::event(&ApiError::from(e).envelope())).await;
-                return;
-            }
+        let Some(mut stream) = submit(&model, request, &tx).await else {
+            return;
         };
         // Characters sent so far for this choice, for `text_offset`.
         let mut offset = 0;
@@ -82,10 +74,7 @@ async fn run(
         }
         while let Some(event) = stream.next().await {
             let msg = match event {
-                Err(e) => {
-                    let _ = tx.send(sse::event(&ApiError::from(e).envelope())).await;
-                    return;
-                }
+                Err(e) => return report(&tx, ApiError::from(e)).await,
                 Ok(Event::PromptLogprobs(lps)) => {
                     let Some(text) = &echo_text else { continue };
                     let mut lp = CompletionLogprobs::starting_at(offset);
@@ -134,19 +123,8 @@ async fn run(
             }
         }
     }
-    if opts.include_usage {
-        let usage = json!({
-            "id": id,
-            "object": "text_completion",
-            "created": created,
-            "model": model.name(),
-            "system_fingerprint": model.fingerprint,
-            "choices": [],
-            "usage": usage_json(prompt_tokens, completion_tokens),
-        });
-        if tx.send(sse::event(&usage)).await.is_err() {
-            return;
-        }
-    }
-    let _ = tx.send(sse::done()).await;
+    let usage = opts
+        .include_usage
+        .then_some((prompt_tokens, completion_tokens));
+    header.finish(&tx, usage).await;
 }

@@ -2,6 +2,7 @@
 
 pub mod chat;
 mod chat_stream;
+mod chunks;
 mod collect;
 pub mod completions;
 mod completions_stream;
