@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Cap the context window below the model's own.
     #[arg(long)]
     max_model_len: Option<usize>,
+    /// max_tokens for requests that name none (default: the rest of the
+    /// context window).
+    #[arg(long)]
+    default_max_tokens: Option<usize>,
     /// Seconds /ready answers 503 before the listener closes, on
     /// SIGTERM or Ctrl-C.
     #[arg(long, default_value_t = 2.0)]
@@ -62,9 +66,12 @@ async fn serve(a: ServeArgs) -> CliResult {
         let model_arg = a.model.clone();
         let names = a.served_model_name.clone();
         let threads = a.threads.unwrap_or_else(pool::physical_cores);
-        let max_len = a.max_model_len;
+        let limits = Limits {
+            max_model_len: a.max_model_len,
+            default_max_tokens: a.default_max_tokens,
+        };
         tokio::task::spawn_blocking(move || {
-            load_and_start(&state, model_arg.as_deref(), names, max_len, threads)
+            load_and_start(&state, model_arg.as_deref(), names, limits, threads)
         })
     };
     let shutdown = async {
@@ -107,11 +114,16 @@ async fn serve(a: ServeArgs) -> CliResult {
     }
 }
 
+struct Limits {
+    max_model_len: Option<usize>,
+    default_max_tokens: Option<usize>,
+}
+
 fn load_and_start(
     state: &AppState,
     model_arg: Option<&str>,
     mut names: Vec<String>,
-    max_model_len: Option<usize>,
+    limits: Limits,
     threads: usize,
 ) -> CliResult {
     let path = resolve::model_path(model_arg)?;
@@ -119,7 +131,7 @@ fn load_and_start(
     let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
     let backend_name = crate::backend::Backend::describe(&backend);
     let mut loaded = crate::model::loaded::load(&path, &backend).map_err(|e| e.to_string())?;
-    if let Some(cap) = max_model_len {
+    if let Some(cap) = limits.max_model_len {
         let own = loaded.llama.config.context_length;
         if cap == 0 || cap > own {
             return Err(format!(
@@ -152,6 +164,7 @@ fn load_and_start(
     state.set_model(ServedModel {
         names,
         fingerprint,
+        default_max_tokens: limits.default_max_tokens.filter(|&d| d > 0),
         engine: handle,
         tokenizer: loaded.tokenizer,
         template: loaded.template,

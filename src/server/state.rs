@@ -15,6 +15,9 @@ pub struct ServedModel {
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
+    /// max_tokens for requests that name none (None: the rest of the
+    /// context window).
+    pub default_max_tokens: Option<usize>,
     /// Unix seconds the model became ready (`created` in /v1/models).
     pub created: u64,
 }

@@ -1,4 +1,4 @@
-"""A server of its own: --max-model-len, and a graceful stop on SIGTERM
+"""A server of its own: --max-model-len, --default-max-tokens, and a graceful stop on SIGTERM
 (/ready answers 503 at once, the request in flight finishes, exit 0)."""
 
 import signal
@@ -14,7 +14,9 @@ from conftest import start_server, wait_ready
 @pytest.fixture
 def own_server(bin_path, tmp_path):
     log = open(tmp_path / "server.log", "w")
-    proc, base = start_server(bin_path, log, "--max-model-len", "512", "--shutdown-grace", "5")
+    proc, base = start_server(
+        bin_path, log, "--max-model-len", "512", "--default-max-tokens", "5", "--shutdown-grace", "5"
+    )
     assert wait_ready(proc, base), (tmp_path / "server.log").read_text()[-3000:]
     yield proc, base
     if proc.poll() is None:
@@ -30,6 +32,14 @@ def test_max_model_len_caps_the_context(own_server):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model=card.id, prompt="hi", max_tokens=600)
     assert "512" in e.value.body["message"]
+
+
+def test_default_max_tokens_applies_when_none_is_named(own_server):
+    _, base = own_server
+    r = httpx.post(f"{base}/v1/completions", json={"prompt": "Once", "ignore_eos": True}).json()
+    assert r["usage"]["completion_tokens"] == 5
+    r = httpx.post(f"{base}/v1/completions", json={"prompt": "Once", "ignore_eos": True, "max_tokens": 7}).json()
+    assert r["usage"]["completion_tokens"] == 7
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(own_server):

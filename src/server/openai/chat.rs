@@ -49,9 +49,8 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
         tokenizer: &model.tokenizer,
         as_ids: v.token_ids_as_text,
     };
-    let context = model.engine.info().context_length;
     let params_for = |i: usize| {
-        let mut params = v.params_for(i, prompt.len(), context);
+        let mut params = v.params_for(i, prompt.len(), model);
         params.logprobs = top;
         params
     };

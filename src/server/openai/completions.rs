@@ -29,10 +29,9 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
         .logprobs
         .map(|k| check_logprobs(k, "logprobs"))
         .transpose()?;
-    let context = model.engine.info().context_length;
     let v = validate(req.sampling)?;
     let params_for = |i: usize, prompt: &[u32]| {
-        let mut params = v.params_for(i, prompt.len(), context);
+        let mut params = v.params_for(i, prompt.len(), model);
         params.logprobs = logprobs;
         params.prompt_logprobs = if echo { logprobs } else { None };
         params

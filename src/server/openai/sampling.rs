@@ -4,6 +4,7 @@
 use super::types::SamplingFields;
 use crate::engine::{Penalties, SamplingParams};
 use crate::server::error::ApiError;
+use crate::server::state::ServedModel;
 
 /// Most alternatives a request may ask for per token (vLLM's default cap).
 pub const MAX_LOGPROBS: i64 = 20;
@@ -23,13 +24,28 @@ pub struct Validated {
 }
 
 impl Validated {
-    /// The engine parameters for choice `index` of a prompt of `prompt_len`.
-    pub fn params_for(&self, index: usize, prompt_len: usize, context: usize) -> SamplingParams {
+    /// The engine parameters for choice `index` of a prompt of
+    /// `prompt_len`. Without max_tokens: the server's default, never past
+    /// the context window, else the rest of the window.
+    pub fn params_for(
+        &self,
+        index: usize,
+        prompt_len: usize,
+        model: &ServedModel,
+    ) -> SamplingParams {
         let mut p = self.params.clone();
         p.seed = p.seed.map(|s| s.wrapping_add(index as u64));
-        p.max_tokens = self
-            .max_tokens
-            .unwrap_or(context.saturating_sub(prompt_len).max(1));
+        let rest = model
+            .engine
+            .info()
+            .context_length
+            .saturating_sub(prompt_len)
+            .max(1);
+        p.max_tokens = match (self.max_tokens, model.default_max_tokens) {
+            (Some(m), _) => m,
+            (None, Some(d)) => d.min(rest),
+            (None, None) => rest,
+        };
         p
     }
 }
