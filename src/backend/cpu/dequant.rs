@@ -3,9 +3,9 @@
 //! once and reuses it for every activation row of the step. Results equal
 //! `quant::dequantize_scalar` on the file's bytes, bit for bit.
 
-use super::gemm::CpuMatrix;
 use super::isa::Isa;
 use super::layout::{block_shape, dequant_block};
+use super::matrix::CpuMatrix;
 use crate::backend::quant::BLOCK;
 
 /// Rows `first..first + n` of `m` into `out` (n × cols).

@@ -11,62 +11,10 @@
 use super::dequant::dequantize_rows;
 use super::disjoint::DisjointOut;
 use super::isa::Isa;
-use super::layout;
+use super::matrix::CpuMatrix;
 use super::pool::ComputePool;
-use crate::backend::bytes::SharedBytes;
-use crate::backend::quant::{WeightFormat, BLOCK};
+use crate::backend::quant::BLOCK;
 use std::cell::RefCell;
-
-/// A weight matrix as the CPU kernels hold it: rows × cols, row-major, its
-/// blocks split into quants and f32 scales (`layout.rs`).
-#[derive(Clone, Debug)]
-pub struct CpuMatrix {
-    pub format: WeightFormat,
-    pub rows: usize,
-    pub cols: usize,
-    pub(super) quants: SharedBytes,
-    pub(super) scales: Vec<u16>,
-}
-
-impl CpuMatrix {
-    /// `cols` must be a multiple of 32 and `bytes` hold exactly rows × cols.
-    pub fn new(
-        format: WeightFormat,
-        rows: usize,
-        cols: usize,
-        bytes: SharedBytes,
-    ) -> Result<Self, String> {
-        if !cols.is_multiple_of(BLOCK) {
-            return Err(format!("row length {cols} is not a multiple of {BLOCK}"));
-        }
-        let want = rows * format.row_bytes(cols);
-        if bytes.len() != want {
-            return Err(format!(
-                "{} bytes for a {rows}×{cols} {} matrix, expected {want}",
-                bytes.len(),
-                format.name()
-            ));
-        }
-        let (quants, scales) = layout::split(format, bytes);
-        Ok(CpuMatrix {
-            format,
-            rows,
-            cols,
-            quants,
-            scales,
-        })
-    }
-
-    /// Bytes the matrix takes in memory.
-    pub fn memory_bytes(&self) -> usize {
-        self.quants.len() + self.scales.len() * 2
-    }
-
-    /// Dequantizes one row (embedding lookups).
-    pub fn row_into(&self, isa: Isa, row: usize, out: &mut [f32]) {
-        dequantize_rows(isa, self, row, 1, out);
-    }
-}
 
 /// Weight rows per task.
 const PANEL: usize = 16;
@@ -102,8 +50,8 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
                 // their columns.
                 let dst = unsafe { out_ptr.get().add(i * n + r0) };
                 match isa {
-                    Isa::Avx512 => with_block!(w.format, B => unsafe { x86::fused_avx512::<B>(xi, qp, sp, first, rows, dst) }),
-                    _ => with_block!(w.format, B => unsafe { x86::fused_avx2::<B>(xi, qp, sp, first, rows, dst) }),
+                    Isa::Avx512 => with_block!(w.format, B => unsafe { super::gemv::x86::fused_avx512::<B>(xi, qp, sp, first, rows, dst) }),
+                    _ => with_block!(w.format, B => unsafe { super::gemv::x86::fused_avx2::<B>(xi, qp, sp, first, rows, dst) }),
                 }
             }
         });
@@ -173,114 +121,8 @@ pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
 // Register tiles read best as index loops.
 #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::super::blocks::x86::Block;
+pub(super) mod x86 {
     use std::arch::x86_64::*;
-
-    /// out[j] = x · row j, weights dequantized in registers, four rows at a
-    /// time sharing each load of x. Per output: one accumulator fed block
-    /// by block in k order, exactly as the panel kernel feeds it.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma,f16c")]
-    pub unsafe fn fused_avx512<B: Block>(
-        x: &[f32],
-        q: *const u8,
-        s: *const u16,
-        first: usize,
-        rows: usize,
-        out: *mut f32,
-    ) {
-        let at = |row: usize, b: usize, n_blocks: usize| {
-            let g = first + row * n_blocks + b;
-            (q.add(g * B::QBYTES), s.add(g * B::SCALES))
-        };
-        let n_blocks = x.len() / 32;
-        let xp = x.as_ptr();
-        let mut j = 0;
-        while j + 4 <= rows {
-            let mut acc = [_mm512_setzero_ps(); 4];
-            for b in 0..n_blocks {
-                let x0 = _mm512_loadu_ps(xp.add(b * 32));
-                let x1 = _mm512_loadu_ps(xp.add(b * 32 + 16));
-                for r in 0..4 {
-                    let (qq, ss) = at(j + r, b, n_blocks);
-                    // The same block eight rows on: the rows two groups ahead
-                    // arrive while this one computes (the stream is latency-bound).
-                    _mm_prefetch::<_MM_HINT_T0>(qq.add(8 * n_blocks * B::QBYTES) as *const i8);
-                    let v = B::load16(qq, ss);
-                    acc[r] = _mm512_fmadd_ps(v[0], x0, acc[r]);
-                    acc[r] = _mm512_fmadd_ps(v[1], x1, acc[r]);
-                }
-            }
-            for r in 0..4 {
-                *out.add(j + r) = _mm512_reduce_add_ps(acc[r]);
-            }
-            j += 4;
-        }
-        while j < rows {
-            let mut acc = _mm512_setzero_ps();
-            for b in 0..n_blocks {
-                let (qq, ss) = at(j, b, n_blocks);
-                let v = B::load16(qq, ss);
-                acc = _mm512_fmadd_ps(v[0], _mm512_loadu_ps(xp.add(b * 32)), acc);
-                acc = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xp.add(b * 32 + 16)), acc);
-            }
-            *out.add(j) = _mm512_reduce_add_ps(acc);
-            j += 1;
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn fused_avx2<B: Block>(
-        x: &[f32],
-        q: *const u8,
-        s: *const u16,
-        first: usize,
-        rows: usize,
-        out: *mut f32,
-    ) {
-        let at = |row: usize, b: usize, n_blocks: usize| {
-            let g = first + row * n_blocks + b;
-            (q.add(g * B::QBYTES), s.add(g * B::SCALES))
-        };
-        let n_blocks = x.len() / 32;
-        let xp = x.as_ptr();
-        let mut j = 0;
-        while j + 2 <= rows {
-            let mut acc = [_mm256_setzero_ps(); 2];
-            for b in 0..n_blocks {
-                let xs = [
-                    _mm256_loadu_ps(xp.add(b * 32)),
-                    _mm256_loadu_ps(xp.add(b * 32 + 8)),
-                    _mm256_loadu_ps(xp.add(b * 32 + 16)),
-                    _mm256_loadu_ps(xp.add(b * 32 + 24)),
-                ];
-                for r in 0..2 {
-                    let (qq, ss) = at(j + r, b, n_blocks);
-                    _mm_prefetch::<_MM_HINT_T0>(qq.add(4 * n_blocks * B::QBYTES) as *const i8);
-                    let v = B::load8(qq, ss);
-                    for q in 0..4 {
-                        acc[r] = _mm256_fmadd_ps(v[q], xs[q], acc[r]);
-                    }
-                }
-            }
-            for r in 0..2 {
-                *out.add(j + r) = hsum256(acc[r]);
-            }
-            j += 2;
-        }
-        while j < rows {
-            let mut acc = _mm256_setzero_ps();
-            for b in 0..n_blocks {
-                let (qq, ss) = at(j, b, n_blocks);
-                let v = B::load8(qq, ss);
-                for q in 0..4 {
-                    acc = _mm256_fmadd_ps(v[q], _mm256_loadu_ps(xp.add(b * 32 + q * 8)), acc);
-                }
-            }
-            *out.add(j) = hsum256(acc);
-            j += 1;
-        }
-    }
 
     /// Tiles of 4 activation rows × 4 weight rows (16 accumulators), then
     /// the leftovers one pair at a time with the identical per-pair sequence.
@@ -370,7 +212,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum256(v: __m256) -> f32 {
+    pub(in crate::backend::cpu) unsafe fn hsum256(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps(v, 1);
         let s = _mm_add_ps(lo, hi);
@@ -447,7 +289,8 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::quant::{dequantize_scalar, quantize_q4_1, quantize_q8_0};
+    use crate::backend::bytes::SharedBytes;
+    use crate::backend::quant::{dequantize_scalar, quantize_q4_1, quantize_q8_0, WeightFormat};
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
         crate::backend::testing::uniform(n, seed, 1.0)

@@ -6,14 +6,16 @@ mod blocks;
 mod dequant;
 mod disjoint;
 mod gemm;
+mod gemv;
 pub mod isa;
 mod layout;
+mod matrix;
 mod ops;
 pub mod pool;
 
 pub use attention::CpuKvCache;
-pub use gemm::CpuMatrix;
 pub use isa::Isa;
+pub use matrix::CpuMatrix;
 pub use pool::ComputePool;
 
 use crate::backend::{Backend, BackendError, Heads, Rope, SharedBytes, WeightFormat};

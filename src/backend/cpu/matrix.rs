@@ -1,0 +1,58 @@
+//! A weight matrix as the CPU kernels hold it.
+
+use super::dequant::dequantize_rows;
+use super::isa::Isa;
+use super::layout;
+use crate::backend::bytes::SharedBytes;
+use crate::backend::quant::{WeightFormat, BLOCK};
+
+/// A weight matrix as the CPU kernels hold it: rows × cols, row-major, its
+/// blocks split into quants and f16 scales (`layout.rs`).
+#[derive(Clone, Debug)]
+pub struct CpuMatrix {
+    pub format: WeightFormat,
+    pub rows: usize,
+    pub cols: usize,
+    pub(super) quants: SharedBytes,
+    pub(super) scales: Vec<u16>,
+}
+
+impl CpuMatrix {
+    /// `cols` must be a multiple of 32 and `bytes` hold exactly rows × cols.
+    pub fn new(
+        format: WeightFormat,
+        rows: usize,
+        cols: usize,
+        bytes: SharedBytes,
+    ) -> Result<Self, String> {
+        if !cols.is_multiple_of(BLOCK) {
+            return Err(format!("row length {cols} is not a multiple of {BLOCK}"));
+        }
+        let want = rows * format.row_bytes(cols);
+        if bytes.len() != want {
+            return Err(format!(
+                "{} bytes for a {rows}×{cols} {} matrix, expected {want}",
+                bytes.len(),
+                format.name()
+            ));
+        }
+        let (quants, scales) = layout::split(format, bytes);
+        Ok(CpuMatrix {
+            format,
+            rows,
+            cols,
+            quants,
+            scales,
+        })
+    }
+
+    /// Bytes the matrix takes in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.quants.len() + self.scales.len() * 2
+    }
+
+    /// Dequantizes one row (embedding lookups).
+    pub fn row_into(&self, isa: Isa, row: usize, out: &mut [f32]) {
+        dequantize_rows(isa, self, row, 1, out);
+    }
+}
