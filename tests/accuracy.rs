@@ -17,12 +17,14 @@
 //! exact prompt ids and text the references were made from.
 
 use serde_json::Value;
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use switchyard::backend::cpu::{ComputePool, CpuBackend, Isa};
-use switchyard::backend::Backend;
 use switchyard::engine::sampler::{argmax, logprob_of};
 use switchyard::model::loaded::{load, LoadedModel};
+use switchyard::model::ModelSource;
 
 /// Differences this small are the rounding of f32 sums taken in another
 /// order (the truth itself moves this much between BLAS builds).
@@ -61,49 +63,19 @@ fn ids(v: &Value) -> Vec<u32> {
 fn setup(isa: Isa) -> Option<(LoadedModel<CpuBackend>, CpuBackend)> {
     let threads = switchyard::backend::cpu::pool::physical_cores();
     let backend = CpuBackend::with_isa(Arc::new(ComputePool::new(threads)), isa)?;
-    let m = load(&model_path(), &backend).unwrap();
+    let m = load(&ModelSource::Gguf(model_path()), None, &backend).unwrap();
     Some((m, backend))
 }
 
-/// Logits at every position of `seq`, in one pass.
 fn score(m: &LoadedModel<CpuBackend>, b: &CpuBackend, seq: &[u32]) -> Vec<Vec<f32>> {
-    let c = &m.llama.config;
-    let mut cache = b
-        .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
-        .unwrap();
-    let mut s = m.llama.scratch(b);
-    let pos: Vec<u32> = (0..seq.len() as u32).collect();
-    let rows: Vec<usize> = (0..seq.len()).collect();
-    let flat = m.llama.forward(b, &mut s, &mut cache, seq, &pos, &rows);
-    flat.chunks_exact(c.vocab_size)
-        .map(<[f32]>::to_vec)
-        .collect()
+    common::score(&m.model, b, seq)
 }
 
 fn free_running(m: &LoadedModel<CpuBackend>, b: &CpuBackend, prompt: &[u32], n: usize) -> Vec<u32> {
-    let c = &m.llama.config;
-    let mut cache = b
-        .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
-        .unwrap();
-    let mut s = m.llama.scratch(b);
-    let pos: Vec<u32> = (0..prompt.len() as u32).collect();
-    let mut logits = m
-        .llama
-        .forward(b, &mut s, &mut cache, prompt, &pos, &[prompt.len() - 1]);
-    let mut out = Vec::new();
-    for i in 0..n {
-        let t = argmax(&logits);
-        out.push(t);
-        logits = m.llama.forward(
-            b,
-            &mut s,
-            &mut cache,
-            &[t],
-            &[(prompt.len() + i) as u32],
-            &[0],
-        );
-    }
-    out
+    common::greedy(&m.model, b, prompt, n)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect()
 }
 
 #[test]

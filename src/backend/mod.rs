@@ -120,6 +120,11 @@ pub trait Backend: Send + Sync + 'static {
         heads: Heads,
         out: &mut Self::Buffer,
     );
+    /// x[row] += bias, for every row.
+    fn add_bias(&self, x: &mut Self::Buffer, bias: &Self::Vector);
+    /// RMS-normalises every `weight.len()`-wide slice of every row (each
+    /// head) in place, then scales it by `weight`.
+    fn head_norm(&self, x: &mut Self::Buffer, weight: &Self::Vector, eps: f32);
     /// gate = silu(gate) · up
     fn silu_mul(&self, gate: &mut Self::Buffer, up: &Self::Buffer);
     /// x += y

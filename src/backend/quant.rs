@@ -37,6 +37,21 @@ impl WeightFormat {
         cols / BLOCK * self.block_bytes()
     }
 
+    /// Every format, in the order `name` lists them.
+    pub const ALL: [WeightFormat; 6] = [
+        WeightFormat::F32,
+        WeightFormat::F16,
+        WeightFormat::Bf16,
+        WeightFormat::Q8_0,
+        WeightFormat::Q4_0,
+        WeightFormat::Q4_1,
+    ];
+
+    /// By its lower-case name (`q4_0`, `bf16` …).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             WeightFormat::F32 => "f32",
@@ -154,6 +169,17 @@ pub fn quantize_q4_0(values: &[f32]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Stores whole blocks of values in `format`, as a file would hold them.
+pub fn encode(format: WeightFormat, values: &[f32]) -> Vec<u8> {
+    match format {
+        WeightFormat::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        WeightFormat::F16 | WeightFormat::Bf16 => encode_half(format, values),
+        WeightFormat::Q8_0 => quantize_q8_0(values),
+        WeightFormat::Q4_0 => quantize_q4_0(values),
+        WeightFormat::Q4_1 => quantize_q4_1(values),
+    }
 }
 
 /// Stores values as f16 or bf16 (little-endian), for tests and the quantizer.

@@ -1,7 +1,7 @@
 //! `switchyard generate --model M PROMPT`: the engine without HTTP,
 //! streaming tokens to the terminal as they come.
 
-use super::{resolve, CliResult};
+use super::{resolve::ModelArgs, CliResult};
 use crate::backend::cpu::{pool, ComputePool, CpuBackend};
 use crate::engine::{self, Event, GenerateRequest, SamplingParams};
 use clap::Args;
@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// A GGUF file or a known model name (default: the default model).
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(long, default_value_t = 128)]
     max_tokens: usize,
     /// 0 is greedy.
@@ -35,10 +34,11 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: GenerateArgs) -> CliResult {
-    let path = resolve::model_path(a.model.as_deref())?;
+    let source = a.model.source()?;
+    let dtype = a.model.dtype()?;
     let threads = a.threads.unwrap_or_else(pool::physical_cores);
     let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
-    let loaded = crate::model::loaded::load(&path, &backend).map_err(|e| e.to_string())?;
+    let loaded = crate::model::loaded::load(&source, dtype, &backend).map_err(|e| e.to_string())?;
     let prompt = if a.chat {
         let template = loaded
             .template
@@ -52,7 +52,7 @@ pub fn run(a: GenerateArgs) -> CliResult {
     } else {
         loaded.tokenizer.encode(&a.prompt, true, true)
     };
-    let handle = engine::spawn(backend, loaded.llama, loaded.tokenizer.clone());
+    let handle = engine::spawn(backend, loaded.model, loaded.tokenizer.clone());
     let params = SamplingParams {
         temperature: a.temperature,
         top_p: a.top_p,

@@ -1,7 +1,7 @@
 //! `switchyard serve`: bind first (so /ready can say "loading"), load the
 //! model in the background, serve until Ctrl-C or SIGTERM.
 
-use super::{resolve, CliResult};
+use super::{resolve::ModelArgs, CliResult};
 use crate::backend::cpu::{pool, ComputePool, CpuBackend};
 use crate::engine::{self, GenerateRequest, SamplingParams};
 use crate::server::{self, AppState, ServedModel};
@@ -16,10 +16,8 @@ pub struct ServeArgs {
     host: String,
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// A GGUF file or a known model name (default: smollm2-135m-instruct,
-    /// pulled when missing).
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// The names clients may send as `model`; the first is the one
     /// responses carry (default: the known model's name, or the file's
     /// stem).
@@ -63,7 +61,7 @@ async fn serve(a: ServeArgs) -> CliResult {
 
     let loading = {
         let state = state.clone();
-        let model_arg = a.model.clone();
+        let model_args = a.model.clone();
         let names = a.served_model_name.clone();
         let threads = a.threads.unwrap_or_else(pool::physical_cores);
         let limits = Limits {
@@ -71,7 +69,7 @@ async fn serve(a: ServeArgs) -> CliResult {
             default_max_tokens: a.default_max_tokens,
         };
         tokio::task::spawn_blocking(move || {
-            load_and_start(&state, model_arg.as_deref(), names, limits, threads)
+            load_and_start(&state, &model_args, names, limits, threads)
         })
     };
     let shutdown = async {
@@ -121,42 +119,45 @@ struct Limits {
 
 fn load_and_start(
     state: &AppState,
-    model_arg: Option<&str>,
+    model_args: &ModelArgs,
     mut names: Vec<String>,
     limits: Limits,
     threads: usize,
 ) -> CliResult {
-    let path = resolve::model_path(model_arg)?;
+    let source = model_args.source()?;
+    let dtype = model_args.dtype()?;
     let started = std::time::Instant::now();
     let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
     let backend_name = crate::backend::Backend::describe(&backend);
-    let mut loaded = crate::model::loaded::load(&path, &backend).map_err(|e| e.to_string())?;
+    let mut loaded =
+        crate::model::loaded::load(&source, dtype, &backend).map_err(|e| e.to_string())?;
     if let Some(cap) = limits.max_model_len {
-        let own = loaded.llama.config.context_length;
+        let own = loaded.model.config.context_length;
         if cap == 0 || cap > own {
             return Err(format!(
                 "--max-model-len {cap} must be between 1 and the model's context length {own}"
             ));
         }
-        loaded.llama.config.context_length = cap;
+        loaded.model.config.context_length = cap;
     }
     if names.is_empty() {
-        names.push(match model_arg {
-            Some(m) if std::path::Path::new(m).exists() => loaded.name.clone(),
-            Some(m) => m.to_owned(),
-            None => crate::store::DEFAULT_MODEL.to_owned(),
-        });
+        names.push(
+            model_args
+                .names_a_known_model()
+                .unwrap_or_else(|| loaded.name.clone()),
+        );
     }
     let fingerprint = format!(
         "fp_switchyard-{}-{}",
         env!("CARGO_PKG_VERSION"),
         crate::backend::cpu::isa::isa().name()
     );
-    let handle = engine::spawn(backend, loaded.llama, loaded.tokenizer.clone());
+    let handle = engine::spawn(backend, loaded.model, loaded.tokenizer.clone());
     warm_up(&handle)?;
     tracing::info!(
         model = %names[0],
-        path = %path.display(),
+        source = ?source,
+        weights = %loaded.weights,
         backend = %backend_name,
         ms = started.elapsed().as_millis() as u64,
         "model ready"
@@ -168,6 +169,7 @@ fn load_and_start(
         engine: handle,
         tokenizer: loaded.tokenizer,
         template: loaded.template,
+        defaults: loaded.defaults,
         created: server::openai::now_unix(),
     });
     Ok(())

@@ -1,13 +1,12 @@
 //! `switchyard tokenize --model M [--add-special] TEXT`
 
-use super::{resolve, CliResult};
+use super::{resolve::ModelArgs, CliResult};
 use clap::Args;
 
 #[derive(Args)]
 pub struct TokenizeArgs {
-    /// A GGUF file or a known model name.
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Add the BOS/EOS tokens the model's file asks for.
     #[arg(long)]
     add_special: bool,
@@ -18,8 +17,8 @@ pub struct TokenizeArgs {
 }
 
 pub fn run(a: TokenizeArgs) -> CliResult {
-    let path = resolve::model_path(a.model.as_deref())?;
-    let tok = crate::model::loaded::load_tokenizer(&path).map_err(|e| e.to_string())?;
+    let tok =
+        crate::model::loaded::load_tokenizer(&a.model.source()?).map_err(|e| e.to_string())?;
     let ids = tok.encode(&a.text, a.add_special, !a.no_parse_special);
     let line: Vec<String> = ids.iter().map(u32::to_string).collect();
     println!("{}", line.join(" "));

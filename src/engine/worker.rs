@@ -10,7 +10,7 @@ use super::sampler::{logprob_of, Sampler};
 use super::stop::{StopMatcher, StopOutcome};
 use crate::backend::Backend;
 use crate::model::tokenizer::{IncrementalDecoder, Tokenizer};
-use crate::model::{Llama, Scratch};
+use crate::model::{Scratch, Transformer};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -23,13 +23,17 @@ const PREFILL_CHUNK: usize = 256;
 
 struct Engine<B: Backend> {
     backend: B,
-    model: Llama<B>,
+    model: Transformer<B>,
     tokenizer: Arc<Tokenizer>,
     scratch: Scratch<B>,
 }
 
 /// Starts the engine thread for a loaded model and returns its handle.
-pub fn spawn<B: Backend>(backend: B, model: Llama<B>, tokenizer: Arc<Tokenizer>) -> EngineHandle {
+pub fn spawn<B: Backend>(
+    backend: B,
+    model: Transformer<B>,
+    tokenizer: Arc<Tokenizer>,
+) -> EngineHandle {
     let info = EngineInfo {
         context_length: model.config.context_length,
         vocab_size: model.config.vocab_size,

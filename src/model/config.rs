@@ -1,16 +1,50 @@
-//! The hyper-parameters of a decoder-only transformer, read from GGUF
-//! metadata (`{arch}.*` keys).
+//! The hyper-parameters of a decoder-only transformer, whatever file they
+//! come from (GGUF metadata in `gguf/config.rs`, Hugging Face config.json in
+//! `hf/config.rs`, a preset in `dummy/`).
 
 use super::error::{ModelError, Result};
-use super::gguf::GgufFile;
-use crate::backend::{Heads, Rope, RopeStyle};
+use crate::backend::{Heads, Rope};
+use std::path::Path;
 
-/// Architectures this build runs from GGUF files.
-pub const SUPPORTED_ARCHITECTURES: &str = "llama";
+/// The transformer families this build runs. They share one forward pass
+/// (`transformer.rs`); what differs is a handful of switches below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    Llama,
+    Mistral,
+    Qwen2,
+    Qwen3,
+}
+
+/// Named in "not supported" errors.
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, mistral, qwen2, qwen3 \
+     (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)";
+
+impl Architecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Mistral => "mistral",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
+        }
+    }
+
+    /// From a GGUF `general.architecture` or an HF `model_type`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "llama" => Architecture::Llama,
+            "mistral" => Architecture::Mistral,
+            "qwen2" => Architecture::Qwen2,
+            "qwen3" => Architecture::Qwen3,
+            _ => return None,
+        })
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
-    pub architecture: String,
+    pub architecture: Architecture,
     pub n_layers: usize,
     pub d_model: usize,
     pub ffn_dim: usize,
@@ -19,65 +53,57 @@ pub struct ModelConfig {
     pub context_length: usize,
     pub rms_eps: f32,
     pub rope: Rope,
+    /// The q, k and v projections add a bias (Qwen2).
+    pub attention_bias: bool,
+    /// Queries and keys are RMS-normalised per head before RoPE (Qwen3).
+    pub qk_norm: bool,
+    /// The output projection is the embedding table.
+    pub tied_embeddings: bool,
 }
 
 impl ModelConfig {
-    pub fn from_gguf(f: &GgufFile) -> Result<Self> {
-        let arch = f.get_str("general.architecture")?.to_owned();
-        if arch != "llama" {
-            return Err(ModelError::UnsupportedArchitecture {
-                path: f.path().to_path_buf(),
-                arch,
-                supported: SUPPORTED_ARCHITECTURES,
-            });
-        }
-        let key = |k: &str| format!("{arch}.{k}");
-        let d_model = f.get_u64(&key("embedding_length"))? as usize;
-        let n_heads = f.get_u64(&key("attention.head_count"))? as usize;
-        let n_kv_heads = f.get_u64_or(&key("attention.head_count_kv"), n_heads as u64)? as usize;
-        let malformed = |detail: String| ModelError::Malformed {
-            path: f.path().to_path_buf(),
-            detail,
+    /// The checks every source shares; `origin` names the file in errors.
+    pub fn validate(&self, origin: &Path) -> Result<()> {
+        let bad = |detail: String| {
+            Err(ModelError::Malformed {
+                path: origin.to_path_buf(),
+                detail,
+            })
         };
-        if n_heads == 0 || n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
-            return Err(malformed(format!(
-                "{n_heads} attention heads cannot share {n_kv_heads} key/value heads"
-            )));
+        let h = &self.heads;
+        if h.n_heads == 0 || h.n_kv_heads == 0 || !h.n_heads.is_multiple_of(h.n_kv_heads) {
+            return bad(format!(
+                "{} attention heads cannot share {} key/value heads",
+                h.n_heads, h.n_kv_heads
+            ));
         }
-        let head_dim =
-            f.get_u64_or(&key("attention.key_length"), (d_model / n_heads) as u64)? as usize;
-        let rope_dims = f.get_u64_or(&key("rope.dimension_count"), head_dim as u64)? as usize;
-        if rope_dims > head_dim || !rope_dims.is_multiple_of(2) {
-            return Err(malformed(format!(
-                "rope dimension {rope_dims} does not fit head size {head_dim}"
-            )));
+        if h.head_dim == 0 || self.rope.dims > h.head_dim || !self.rope.dims.is_multiple_of(2) {
+            return bad(format!(
+                "rope dimension {} does not fit head size {}",
+                self.rope.dims, h.head_dim
+            ));
         }
-        let theta = f.get_f64_or(&key("rope.freq_base"), 10000.0)? as f32;
-        if let Some(kind) = f.get_str_opt(&key("rope.scaling.type"))? {
-            if kind != "none" {
-                return Err(malformed(format!(
-                    "rope scaling `{kind}` is not supported yet"
-                )));
+        for (what, n) in [
+            ("layers", self.n_layers),
+            ("hidden size", self.d_model),
+            ("feed-forward size", self.ffn_dim),
+            ("vocabulary", self.vocab_size),
+            ("context length", self.context_length),
+        ] {
+            if n == 0 {
+                return bad(format!("{what} is zero"));
             }
         }
-        let vocab_size = match f.get(&key("vocab_size")) {
-            Some(_) => f.get_u64(&key("vocab_size"))? as usize,
-            None => f.get_str_array("tokenizer.ggml.tokens")?.len(),
-        };
-        Ok(ModelConfig {
-            n_layers: f.get_u64(&key("block_count"))? as usize,
-            d_model,
-            ffn_dim: f.get_u64(&key("feed_forward_length"))? as usize,
-            heads: Heads {
-                n_heads,
-                n_kv_heads,
-                head_dim,
-            },
-            vocab_size,
-            context_length: f.get_u64_or(&key("context_length"), 2048)? as usize,
-            rms_eps: f.get_f64_or(&key("attention.layer_norm_rms_epsilon"), 1e-5)? as f32,
-            rope: Rope::new(RopeStyle::Interleaved, rope_dims, theta),
-            architecture: arch,
-        })
+        // The CPU kernels work in blocks of 32 along every matrix row.
+        for (what, n) in [
+            ("hidden size", self.d_model),
+            ("feed-forward size", self.ffn_dim),
+            ("attention width (heads × head size)", h.q_dim()),
+        ] {
+            if !n.is_multiple_of(32) {
+                return bad(format!("{what} {n} is not a multiple of 32"));
+            }
+        }
+        Ok(())
     }
 }

@@ -1,56 +1,281 @@
-//! Everything needed to serve one GGUF file: weights on a backend, its
-//! tokenizer and chat template.
+//! Everything needed to serve one model: weights on a backend, its
+//! tokenizer, chat template and default sampling, from whichever source
+//! holds them (a GGUF file, a Hugging Face directory, or dummy weights).
 
 use super::chat_template::ChatTemplate;
 use super::config::ModelConfig;
-use super::error::Result;
+use super::convert::Converted;
+use super::dummy::{self, presets, DummyStore};
+use super::error::{ModelError, Result};
 use super::gguf::GgufFile;
-use super::llama::Llama;
+use super::hf::{self, safetensors::SafetensorsStore, GenerationDefaults};
+use super::tensors::TensorStore;
 use super::tokenizer::Tokenizer;
-use crate::backend::Backend;
-use std::path::Path;
+use super::transformer::Transformer;
+use crate::backend::{Backend, WeightFormat};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where a model comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelSource {
+    Gguf(PathBuf),
+    /// A directory with config.json, safetensors and tokenizer.json.
+    HuggingFace(PathBuf),
+    /// Random weights of a preset's shape.
+    DummyPreset(&'static str),
+    /// Random weights of the shape a config.json describes (a file, or a
+    /// directory holding one).
+    DummyConfig(PathBuf),
+}
+
+impl ModelSource {
+    /// A file or directory on disk, read as weights.
+    pub fn from_path(path: &Path) -> Self {
+        if path.is_dir() {
+            ModelSource::HuggingFace(path.to_path_buf())
+        } else {
+            ModelSource::Gguf(path.to_path_buf())
+        }
+    }
+
+    /// `--load-format dummy --model X`: a preset name, a config.json, or a
+    /// directory with one.
+    pub fn dummy(spec: &str) -> Result<Self> {
+        if let Some(p) = presets::find(spec) {
+            return Ok(ModelSource::DummyPreset(p.name));
+        }
+        let path = PathBuf::from(spec);
+        if path.is_file() || hf::is_model_dir(&path) {
+            return Ok(ModelSource::DummyConfig(path));
+        }
+        Err(ModelError::InvalidInput(format!(
+            "dummy weights need a preset ({}) or a config.json; `{spec}` is neither",
+            presets::names()
+        )))
+    }
+
+    /// The name a model served from here gets by default.
+    pub fn default_name(&self) -> String {
+        let stem = |p: &Path| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into())
+        };
+        match self {
+            ModelSource::Gguf(p) => stem(p),
+            ModelSource::HuggingFace(p) => p
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into()),
+            ModelSource::DummyPreset(name) => format!("dummy-{name}"),
+            ModelSource::DummyConfig(p) => {
+                let dir = if p.is_dir() {
+                    Some(p.as_path())
+                } else {
+                    p.parent()
+                };
+                format!("dummy-{}", dir.map(stem).unwrap_or_else(|| "model".into()))
+            }
+        }
+    }
+}
+
 pub struct LoadedModel<B: Backend> {
-    pub llama: Llama<B>,
+    pub model: Transformer<B>,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
-    /// A name for the model: the file's stem.
+    /// Sampling defaults for fields a request leaves out.
+    pub defaults: GenerationDefaults,
+    /// A name for the model (see [`ModelSource::default_name`]).
     pub name: String,
+    /// Weight formats in words, e.g. "q4_1" or "bf16 as q8_0".
+    pub weights: String,
 }
 
-/// Opens the file and builds just the tokenizer (for `tokenize`).
-pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_gguf(&GgufFile::open(path)?)
-}
-
-pub fn load<B: Backend>(path: &Path, backend: &B) -> Result<LoadedModel<B>> {
-    let file = GgufFile::open(path)?;
-    let config = ModelConfig::from_gguf(&file)?;
-    let tokenizer = Tokenizer::from_gguf(&file)?;
-    let template = match file.get_str_opt("tokenizer.chat_template")? {
-        Some(src) => {
-            let name = |id: Option<u32>| {
-                id.map(|i| tokenizer.token_text(i).to_owned())
-                    .unwrap_or_default()
-            };
-            Some(ChatTemplate::new(
-                src,
-                &name(tokenizer.bos_id()),
-                &name(tokenizer.eos_id()),
-            )?)
+/// Just the tokenizer (for `tokenize`).
+pub fn load_tokenizer(source: &ModelSource) -> Result<Tokenizer> {
+    match source {
+        ModelSource::Gguf(p) => Tokenizer::from_gguf(&GgufFile::open(p)?),
+        ModelSource::HuggingFace(dir) => {
+            let config = hf::read_config(dir)?;
+            Ok(hf::read_text_side(dir, &config)?.tokenizer)
         }
-        None => None,
-    };
-    let llama = Llama::load(&file, config, backend)?;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    Ok(LoadedModel {
-        llama,
-        tokenizer: Arc::new(tokenizer),
-        template,
-        name,
-    })
+        ModelSource::DummyPreset(_) | ModelSource::DummyConfig(_) => {
+            let (t, _) = dummy_text_side(source)?;
+            Ok(t.tokenizer)
+        }
+    }
+}
+
+/// Loads `source`; `dtype` re-encodes every weight matrix (dummy weights
+/// are generated in it).
+pub fn load<B: Backend>(
+    source: &ModelSource,
+    dtype: Option<WeightFormat>,
+    backend: &B,
+) -> Result<LoadedModel<B>> {
+    let name = source.default_name();
+    match source {
+        ModelSource::Gguf(path) => {
+            let file = GgufFile::open(path)?;
+            let config = ModelConfig::from_gguf(&file)?;
+            let tokenizer = Tokenizer::from_gguf(&file)?;
+            let template = match file.get_str_opt("tokenizer.chat_template")? {
+                Some(src) => {
+                    let text = |id: Option<u32>| {
+                        id.map(|i| tokenizer.token_text(i).to_owned())
+                            .unwrap_or_default()
+                    };
+                    Some(ChatTemplate::new(
+                        src,
+                        &text(tokenizer.bos_id()),
+                        &text(tokenizer.eos_id()),
+                    )?)
+                }
+                None => None,
+            };
+            let (model, weights) = build(&file, config, dtype, backend)?;
+            Ok(LoadedModel {
+                model,
+                tokenizer: Arc::new(tokenizer),
+                template,
+                defaults: GenerationDefaults::default(),
+                name,
+                weights,
+            })
+        }
+        ModelSource::HuggingFace(dir) => {
+            let config = hf::read_config(dir)?;
+            let text = hf::read_text_side(dir, &config)?;
+            let store = SafetensorsStore::open(dir)?;
+            let (model, weights) = build(&store, config.model, dtype, backend)?;
+            Ok(LoadedModel {
+                model,
+                tokenizer: Arc::new(text.tokenizer),
+                template: text.template,
+                defaults: text.defaults,
+                name,
+                weights,
+            })
+        }
+        ModelSource::DummyPreset(_) | ModelSource::DummyConfig(_) => {
+            let (text, config) = dummy_text_side(source)?;
+            let format = dtype.unwrap_or(text.format);
+            let store = DummyStore {
+                config: config.clone(),
+                format,
+                origin: PathBuf::from(&name),
+            };
+            let model = Transformer::load(&store, config, backend)?;
+            Ok(LoadedModel {
+                model,
+                tokenizer: Arc::new(text.tokenizer),
+                template: text.template,
+                defaults: text.defaults,
+                name,
+                weights: format!("dummy {}", format.name()),
+            })
+        }
+    }
+}
+
+fn build<B: Backend>(
+    store: &dyn TensorStore,
+    config: ModelConfig,
+    dtype: Option<WeightFormat>,
+    backend: &B,
+) -> Result<(Transformer<B>, String)> {
+    match dtype {
+        None => Ok((
+            Transformer::load(store, config, backend)?,
+            "as stored".into(),
+        )),
+        Some(to) => {
+            let converted = Converted { inner: store, to };
+            let model = Transformer::load(&converted, config, backend)?;
+            Ok((model, format!("converted to {}", to.name())))
+        }
+    }
+}
+
+struct DummyText {
+    tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    defaults: GenerationDefaults,
+    /// The format dummy weights take when none is asked for.
+    format: WeightFormat,
+}
+
+fn dummy_text_side(source: &ModelSource) -> Result<(DummyText, ModelConfig)> {
+    match source {
+        ModelSource::DummyPreset(name) => {
+            let preset = presets::find(name)
+                .ok_or_else(|| ModelError::InvalidInput(format!("unknown preset `{name}`")))?;
+            let config = preset.config();
+            let (tokenizer, template) = dummy::byte_text_side(config.vocab_size)?;
+            Ok((
+                DummyText {
+                    tokenizer,
+                    template: Some(template),
+                    defaults: GenerationDefaults::default(),
+                    format: preset.format,
+                },
+                config,
+            ))
+        }
+        ModelSource::DummyConfig(path) => {
+            let dir = if path.is_dir() {
+                path.clone()
+            } else {
+                path.parent().map(Path::to_path_buf).unwrap_or_default()
+            };
+            let file = if path.is_dir() {
+                path.join("config.json")
+            } else {
+                path.clone()
+            };
+            let text = std::fs::read_to_string(&file).map_err(|source| ModelError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            let config = hf::config::parse(&file, &text)?;
+            let format = stored_dtype(&text).unwrap_or(WeightFormat::Bf16);
+            if dir.join("tokenizer.json").is_file() {
+                let t = hf::read_text_side(&dir, &config)?;
+                return Ok((
+                    DummyText {
+                        tokenizer: t.tokenizer,
+                        template: t.template,
+                        defaults: t.defaults,
+                        format,
+                    },
+                    config.model,
+                ));
+            }
+            let (tokenizer, template) = dummy::byte_text_side(config.model.vocab_size)?;
+            Ok((
+                DummyText {
+                    tokenizer,
+                    template: Some(template),
+                    defaults: GenerationDefaults::default(),
+                    format,
+                },
+                config.model,
+            ))
+        }
+        _ => Err(ModelError::InvalidInput("not a dummy model".into())),
+    }
+}
+
+/// `torch_dtype` (or transformers 5's `dtype`) of a config.json.
+fn stored_dtype(config_json: &str) -> Option<WeightFormat> {
+    let v: serde_json::Value = serde_json::from_str(config_json).ok()?;
+    let name = v["torch_dtype"].as_str().or_else(|| v["dtype"].as_str())?;
+    match name {
+        "float32" => Some(WeightFormat::F32),
+        "float16" => Some(WeightFormat::F16),
+        "bfloat16" => Some(WeightFormat::Bf16),
+        _ => None,
+    }
 }

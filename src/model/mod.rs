@@ -3,15 +3,20 @@
 
 pub mod chat_template;
 pub mod config;
+mod convert;
+pub mod dummy;
 pub mod error;
 pub mod gguf;
-pub mod llama;
+pub mod hf;
 pub mod loaded;
+mod rope_scaling;
+pub mod tensors;
 #[cfg(test)]
 mod tests;
 pub mod tokenizer;
-mod weights;
+pub mod transformer;
 
-pub use config::ModelConfig;
+pub use config::{Architecture, ModelConfig};
 pub use error::ModelError;
-pub use llama::{Llama, Scratch};
+pub use loaded::{LoadedModel, ModelSource};
+pub use transformer::{Scratch, Transformer};

@@ -4,7 +4,7 @@ use super::config::ModelConfig;
 use super::error::ModelError;
 use super::gguf::writer::GgufWriter;
 use super::gguf::{GgmlType, GgufFile, MetaArray, MetaValue};
-use super::llama::Llama;
+use super::transformer::Transformer as Llama;
 use crate::backend::cpu::{ComputePool, CpuBackend};
 use crate::backend::quant::{quantize_q4_1, quantize_q8_0};
 use crate::backend::Backend;

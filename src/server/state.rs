@@ -3,6 +3,7 @@
 
 use crate::engine::EngineHandle;
 use crate::model::chat_template::ChatTemplate;
+use crate::model::hf::GenerationDefaults;
 use crate::model::tokenizer::Tokenizer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,6 +16,8 @@ pub struct ServedModel {
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
+    /// Sampling defaults from the model's generation_config.json.
+    pub defaults: GenerationDefaults,
     /// max_tokens for requests that name none (None: the rest of the
     /// context window).
     pub default_max_tokens: Option<usize>,

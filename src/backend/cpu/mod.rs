@@ -171,6 +171,14 @@ impl Backend for CpuBackend {
         );
     }
 
+    fn add_bias(&self, x: &mut CpuBuffer, bias: &Vec<f32>) {
+        ops::add_bias(x.as_mut_slice(), bias);
+    }
+
+    fn head_norm(&self, x: &mut CpuBuffer, weight: &Vec<f32>, eps: f32) {
+        ops::rms_norm_in_place(x.as_mut_slice(), weight, eps);
+    }
+
     fn silu_mul(&self, gate: &mut CpuBuffer, up: &CpuBuffer) {
         ops::silu_mul(gate.as_mut_slice(), up.as_slice());
     }

@@ -8,12 +8,33 @@ use crate::backend::{Rope, RopeStyle};
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let cols = weight.len();
     for (xr, or) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-        let ss: f64 = xr.iter().map(|&v| v as f64 * v as f64).sum();
-        let mean = (ss / cols as f64) as f32;
-        let scale = 1.0 / (mean + eps).sqrt();
+        let scale = inverse_rms(xr, eps);
         for ((o, &v), &w) in or.iter_mut().zip(xr).zip(weight) {
             *o = w * (v * scale);
         }
+    }
+}
+
+/// `rms_norm` in place, per slice of `weight.len()` (per head).
+pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    for xr in x.chunks_exact_mut(weight.len()) {
+        let scale = inverse_rms(xr, eps);
+        for (v, &w) in xr.iter_mut().zip(weight) {
+            *v = w * (*v * scale);
+        }
+    }
+}
+
+fn inverse_rms(x: &[f32], eps: f32) -> f32 {
+    let ss: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+    let mean = (ss / x.len() as f64) as f32;
+    1.0 / (mean + eps).sqrt()
+}
+
+/// x[row] += bias for every row of `bias.len()`.
+pub fn add_bias(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len()) {
+        add(row, bias);
     }
 }
 

@@ -1,9 +1,11 @@
 //! The GGUF container format: metadata and a directory of tensors over one
 //! memory map.
 
+mod config;
 mod cursor;
 mod ggml_type;
 mod reader;
+mod store;
 #[cfg(test)]
 mod tests;
 mod value;

@@ -15,6 +15,7 @@ pub(super) fn piece(kind: TokenizerKind, text: &str, attr: u16) -> Vec<u8> {
         return match kind {
             TokenizerKind::Spm => text.replace('▁', " ").into_bytes(),
             TokenizerKind::Bpe => byte_level_decode(text),
+            TokenizerKind::HuggingFace | TokenizerKind::Bytes => text.as_bytes().to_vec(),
         };
     }
     if attr & attr::BYTE != 0 {

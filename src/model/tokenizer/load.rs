@@ -164,7 +164,7 @@ impl Tokenizer {
                     .map_err(|e| err(format!("byte-level BPE needs merges: {e}")))?;
                 Some(bpe::Merges::new(lines, &token_to_id, n as u32))
             }
-            TokenizerKind::Spm => None,
+            _ => None,
         };
         let byte_tokens = Box::new(std::array::from_fn(|b| {
             let hex = format!("<0x{b:02X}>");
@@ -201,6 +201,7 @@ impl Tokenizer {
             add_space_prefix,
             ignore_merges: pre.is_some_and(|p| p.ignore_merges),
             clean_spaces: pre.is_some_and(|p| p.clean_spaces),
+            hf: None,
         })
     }
 }

@@ -11,8 +11,10 @@
 
 mod bpe;
 mod by_text;
+mod bytes;
 mod decode;
 mod fxhash;
+mod hf;
 mod load;
 mod pre;
 mod special;
@@ -26,7 +28,9 @@ mod tests;
 #[cfg(test)]
 mod vocab_vectors_test;
 
+pub use bytes::{BOS_TEXT as BYTES_BOS_TEXT, EOS_TEXT as BYTES_EOS_TEXT};
 pub use decode::IncrementalDecoder;
+pub use hf::{special_text, HfSpecials};
 
 use fxhash::FxMap;
 use special::Fragment;
@@ -66,6 +70,10 @@ pub enum TokenizerKind {
     /// SentencePiece-style: scores, `▁` for spaces, `<0xNN>` byte
     /// fallback (`tokenizer.ggml.model = llama`).
     Spm,
+    /// Hugging Face `tokenizer.json`, encoded by the `tokenizers` crate.
+    HuggingFace,
+    /// One token per byte (dummy models).
+    Bytes,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +111,8 @@ pub struct Tokenizer {
     add_space_prefix: bool,
     ignore_merges: bool,
     clean_spaces: bool,
+    /// The `tokenizers` encoder of a `tokenizer.json`.
+    hf: Option<Box<tokenizers::Tokenizer>>,
 }
 
 impl Tokenizer {
@@ -206,6 +216,9 @@ impl Tokenizer {
     /// `parse_special` lets control tokens written in the text (`<|im_end|>`)
     /// become those tokens (user-defined tokens always do).
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
+        if let Some(hf) = &self.hf {
+            return self.encode_hf(hf, text, add_special);
+        }
         let fragments = special::partition(self, text, parse_special);
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.add_bos {
@@ -247,6 +260,18 @@ impl Tokenizer {
                     }
                 }
             }
+            TokenizerKind::Bytes => {
+                for f in &fragments {
+                    match *f {
+                        Fragment::Token(id) => out.push(id),
+                        Fragment::Text(ref r) => {
+                            out.extend(text.as_bytes()[r.clone()].iter().map(|&b| b as u32))
+                        }
+                    }
+                }
+            }
+            // Encoded by `hf` above.
+            TokenizerKind::HuggingFace => {}
         }
         if add_special && self.add_eos {
             out.extend(self.eos);

@@ -44,7 +44,7 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
         }
         (false, None) => None,
     };
-    let v = validate(req.sampling)?;
+    let v = validate(req.sampling, &model.defaults)?;
     let names = TokenNames {
         tokenizer: &model.tokenizer,
         as_ids: v.token_ids_as_text,

@@ -29,7 +29,7 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
         .logprobs
         .map(|k| check_logprobs(k, "logprobs"))
         .transpose()?;
-    let v = validate(req.sampling)?;
+    let v = validate(req.sampling, &model.defaults)?;
     let params_for = |i: usize, prompt: &[u32]| {
         let mut params = v.params_for(i, prompt.len(), model);
         params.logprobs = logprobs;

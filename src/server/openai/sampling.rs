@@ -3,6 +3,7 @@
 
 use super::types::SamplingFields;
 use crate::engine::{Penalties, SamplingParams};
+use crate::model::hf::GenerationDefaults;
 use crate::server::error::ApiError;
 use crate::server::state::ServedModel;
 
@@ -50,7 +51,17 @@ impl Validated {
     }
 }
 
-pub fn validate(f: SamplingFields) -> Result<Validated, ApiError> {
+/// Validates the request's fields, taking the model's generation defaults
+/// (its `generation_config.json`) for the sampling fields it leaves out.
+pub fn validate(
+    mut f: SamplingFields,
+    defaults: &GenerationDefaults,
+) -> Result<Validated, ApiError> {
+    f.temperature = f.temperature.or(defaults.temperature);
+    f.top_p = f.top_p.or(defaults.top_p);
+    f.top_k = f.top_k.or(defaults.top_k.map(i64::from));
+    f.min_p = f.min_p.or(defaults.min_p);
+    f.repetition_penalty = f.repetition_penalty.or(defaults.repetition_penalty);
     let temperature = f.temperature.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) || temperature.is_nan() {
         return Err(ApiError::bad(

@@ -1,11 +1,12 @@
-//! The Llama decoder, written once against `Backend`: pre-norm attention
-//! with rotary positions and grouped-query heads, SwiGLU feed-forward, tied
-//! or untied output projection.
+//! The decoder of every supported family, written once against `Backend`:
+//! pre-norm attention with rotary positions and grouped-query heads,
+//! SwiGLU feed-forward, tied or untied output projection. Qwen2 adds
+//! biases to q/k/v; Qwen3 normalises queries and keys per head.
 
 use super::config::ModelConfig;
 use super::error::Result;
-use super::gguf::GgufFile;
-use super::weights::TensorSource;
+use super::rope_scaling;
+use super::tensors::{LayerWeight as L, TensorStore, Weight, Weights};
 use crate::backend::Backend;
 
 struct Layer<B: Backend> {
@@ -14,13 +15,17 @@ struct Layer<B: Backend> {
     wk: B::Matrix,
     wv: B::Matrix,
     wo: B::Matrix,
+    /// q, k, v biases (Qwen2).
+    bias: Option<[B::Vector; 3]>,
+    /// Per-head q and k norms (Qwen3).
+    qk_norm: Option<[B::Vector; 2]>,
     ffn_norm: B::Vector,
     w_gate: B::Matrix,
     w_up: B::Matrix,
     w_down: B::Matrix,
 }
 
-pub struct Llama<B: Backend> {
+pub struct Transformer<B: Backend> {
     pub config: ModelConfig,
     embedding: B::Matrix,
     layers: Vec<Layer<B>>,
@@ -44,36 +49,57 @@ pub struct Scratch<B: Backend> {
     logits: B::Buffer,
 }
 
-impl<B: Backend> Llama<B> {
-    pub fn load(file: &GgufFile, config: ModelConfig, backend: &B) -> Result<Self> {
-        let src = TensorSource { file, backend };
+impl<B: Backend> Transformer<B> {
+    pub fn load(store: &dyn TensorStore, mut config: ModelConfig, backend: &B) -> Result<Self> {
+        let w = Weights { store, backend };
         let c = &config;
-        let (d, kv, ffn) = (c.d_model, c.heads.kv_dim(), c.ffn_dim);
+        let (d, kv, ffn, hd) = (c.d_model, c.heads.kv_dim(), c.ffn_dim, c.heads.head_dim);
         let qd = c.heads.q_dim();
         let layers = (0..c.n_layers)
             .map(|i| {
-                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                let at = |l| Weight::Layer(i, l);
                 Ok(Layer {
-                    attn_norm: src.vector(&n("attn_norm"), d)?,
-                    wq: src.matrix(&n("attn_q"), qd, d)?,
-                    wk: src.matrix(&n("attn_k"), kv, d)?,
-                    wv: src.matrix(&n("attn_v"), kv, d)?,
-                    wo: src.matrix(&n("attn_output"), d, qd)?,
-                    ffn_norm: src.vector(&n("ffn_norm"), d)?,
-                    w_gate: src.matrix(&n("ffn_gate"), ffn, d)?,
-                    w_up: src.matrix(&n("ffn_up"), ffn, d)?,
-                    w_down: src.matrix(&n("ffn_down"), d, ffn)?,
+                    attn_norm: w.vector(at(L::AttnNorm), d)?,
+                    wq: w.matrix(at(L::Q), qd, d)?,
+                    wk: w.matrix(at(L::K), kv, d)?,
+                    wv: w.matrix(at(L::V), kv, d)?,
+                    wo: w.matrix(at(L::O), d, qd)?,
+                    bias: if c.attention_bias {
+                        Some([
+                            w.vector(at(L::QBias), qd)?,
+                            w.vector(at(L::KBias), kv)?,
+                            w.vector(at(L::VBias), kv)?,
+                        ])
+                    } else {
+                        None
+                    },
+                    qk_norm: if c.qk_norm {
+                        Some([w.vector(at(L::QNorm), hd)?, w.vector(at(L::KNorm), hd)?])
+                    } else {
+                        None
+                    },
+                    ffn_norm: w.vector(at(L::FfnNorm), d)?,
+                    w_gate: w.matrix(at(L::Gate), ffn, d)?,
+                    w_up: w.matrix(at(L::Up), ffn, d)?,
+                    w_down: w.matrix(at(L::Down), d, ffn)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let output = if src.has("output.weight") {
-            Some(src.matrix("output.weight", c.vocab_size, d)?)
+        // A file may carry an output projection even when the config ties
+        // it; the file wins, as in llama.cpp.
+        let output = if !c.tied_embeddings || w.has(Weight::Output)? {
+            Some(w.matrix(Weight::Output, c.vocab_size, d)?)
         } else {
             None
         };
-        Ok(Llama {
-            embedding: src.matrix("token_embd.weight", c.vocab_size, d)?,
-            final_norm: src.vector("output_norm.weight", d)?,
+        let embedding = w.matrix(Weight::Embedding, c.vocab_size, d)?;
+        let final_norm = w.vector(Weight::OutputNorm, d)?;
+        if let Some(factors) = w.floats(Weight::RopeFreqs, config.rope.dims / 2)? {
+            rope_scaling::apply_factors(&mut config.rope, &factors);
+        }
+        Ok(Transformer {
+            embedding,
+            final_norm,
             layers,
             output,
             config,
@@ -117,6 +143,15 @@ impl<B: Backend> Llama<B> {
             b.matmul(&s.normed, &layer.wq, &mut s.q);
             b.matmul(&s.normed, &layer.wk, &mut s.k);
             b.matmul(&s.normed, &layer.wv, &mut s.v);
+            if let Some([bq, bk, bv]) = &layer.bias {
+                b.add_bias(&mut s.q, bq);
+                b.add_bias(&mut s.k, bk);
+                b.add_bias(&mut s.v, bv);
+            }
+            if let Some([nq, nk]) = &layer.qk_norm {
+                b.head_norm(&mut s.q, nq, c.rms_eps);
+                b.head_norm(&mut s.k, nk, c.rms_eps);
+            }
             b.rope(&mut s.q, positions, c.heads.head_dim, &c.rope);
             b.rope(&mut s.k, positions, c.heads.head_dim, &c.rope);
             b.attention(&s.q, &s.k, &s.v, cache, l, positions, c.heads, &mut s.attn);
