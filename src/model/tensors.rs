@@ -26,6 +26,8 @@ pub enum LayerWeight {
     V,
     O,
     QBias,
+    /// Output-projection bias (Llama configs with `attention_bias`).
+    OBias,
     KBias,
     VBias,
     QNorm,

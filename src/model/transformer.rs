@@ -17,6 +17,8 @@ struct Layer<B: Backend> {
     wo: B::Matrix,
     /// q, k, v biases (Qwen2).
     bias: Option<[B::Vector; 3]>,
+    /// Output-projection bias, where the checkpoint has one.
+    o_bias: Option<B::Vector>,
     /// Per-head q and k norms (Qwen3).
     qk_norm: Option<[B::Vector; 2]>,
     ffn_norm: B::Vector,
@@ -73,6 +75,7 @@ impl<B: Backend> Transformer<B> {
                     } else {
                         None
                     },
+                    o_bias: w.vector_opt(at(L::OBias), d)?,
                     qk_norm: if c.qk_norm {
                         Some([w.vector(at(L::QNorm), hd)?, w.vector(at(L::KNorm), hd)?])
                     } else {
@@ -156,6 +159,9 @@ impl<B: Backend> Transformer<B> {
             b.rope(&mut s.k, positions, c.heads.head_dim, &c.rope);
             b.attention(&s.q, &s.k, &s.v, cache, l, positions, c.heads, &mut s.attn);
             b.matmul(&s.attn, &layer.wo, &mut s.proj);
+            if let Some(bo) = &layer.o_bias {
+                b.add_bias(&mut s.proj, bo);
+            }
             b.add(&mut s.x, &s.proj);
 
             b.rms_norm(&s.x, &layer.ffn_norm, c.rms_eps, &mut s.normed);

@@ -30,10 +30,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(bin_path, log, *args):
+def start_server(bin_path, log, *args, model_args=("--model", MODEL)):
     port = free_port()
     proc = subprocess.Popen(
-        [bin_path, "serve", "--port", str(port), "--model", MODEL, *args],
+        [bin_path, "serve", "--port", str(port), *model_args, *args],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -76,6 +76,24 @@ def server(bin_path, tmp_path_factory):
         if proc.poll() is None:
             proc.kill()
         log.close()
+
+
+def serve_until_done(bin_path, log_path, model_args, *args):
+    """A server for one test module: started, awaited, stopped."""
+    log = open(log_path, "w")
+    proc, base = start_server(bin_path, log, *args, model_args=model_args)
+    try:
+        if not wait_ready(proc, base):
+            pytest.fail(f"server did not become ready; log:\n{log_path.read_text()[-4000:]}")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            log.close()
 
 
 @pytest.fixture(scope="session")

@@ -34,3 +34,6 @@ pub fn byte_text_side(vocab_size: usize) -> Result<(Tokenizer, ChatTemplate)> {
     )?;
     Ok((tokenizer, template))
 }
+
+#[cfg(test)]
+mod tests;

@@ -47,6 +47,7 @@ impl TensorStore for DummyStore {
                 K | V => vec![kv, d],
                 O => vec![d, qd],
                 QBias | KBias | VBias if !c.attention_bias => return Ok(None),
+                OBias => return Ok(None),
                 QBias => vec![qd],
                 KBias | VBias => vec![kv],
                 QNorm | KNorm if !c.qk_norm => return Ok(None),

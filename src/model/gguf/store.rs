@@ -27,6 +27,7 @@ impl TensorStore for GgufFile {
             V => "attn_v.weight",
             O => "attn_output.weight",
             QBias => "attn_q.bias",
+            OBias => "attn_output.bias",
             KBias => "attn_k.bias",
             VBias => "attn_v.bias",
             QNorm => "attn_q_norm.weight",

@@ -123,3 +123,6 @@ fn template_source(dir: &Path, tokenizer_config: Option<&Value>) -> Result<Optio
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests;

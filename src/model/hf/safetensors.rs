@@ -141,6 +141,7 @@ impl TensorStore for SafetensorsStore {
             V => "self_attn.v_proj.weight",
             O => "self_attn.o_proj.weight",
             QBias => "self_attn.q_proj.bias",
+            OBias => "self_attn.o_proj.bias",
             KBias => "self_attn.k_proj.bias",
             VBias => "self_attn.v_proj.bias",
             QNorm => "self_attn.q_norm.weight",

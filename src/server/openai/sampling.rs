@@ -211,3 +211,38 @@ fn penalties(f: &SamplingFields) -> Result<Penalties, ApiError> {
         logit_bias,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_defaults_fill_only_what_the_request_leaves_out() {
+        let defaults = GenerationDefaults {
+            temperature: Some(0.6),
+            top_p: Some(0.9),
+            top_k: Some(20),
+            min_p: None,
+            repetition_penalty: Some(1.1),
+        };
+        let v = validate(SamplingFields::default(), &defaults).unwrap();
+        assert_eq!(v.params.temperature, 0.6);
+        assert_eq!(v.params.top_p, 0.9);
+        assert_eq!(v.params.top_k, 20);
+        assert_eq!(v.params.min_p, 0.0);
+        assert_eq!(v.params.penalties.repetition, 1.1);
+
+        let asked = SamplingFields {
+            temperature: Some(0.0),
+            top_k: Some(-1),
+            ..SamplingFields::default()
+        };
+        let v = validate(asked, &defaults).unwrap();
+        assert_eq!(v.params.temperature, 0.0);
+        assert_eq!(v.params.top_k, 0);
+        assert_eq!(v.params.top_p, 0.9);
+
+        let none = validate(SamplingFields::default(), &GenerationDefaults::default()).unwrap();
+        assert_eq!(none.params.temperature, 1.0);
+    }
+}
