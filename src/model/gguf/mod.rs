@@ -3,6 +3,8 @@
 
 mod config;
 mod cursor;
+#[cfg(test)]
+mod from_hf_test;
 mod ggml_type;
 mod reader;
 mod store;
@@ -13,4 +15,5 @@ pub mod writer;
 
 pub use ggml_type::GgmlType;
 pub use reader::{GgufFile, TensorInfo};
+pub use store::tensor_name;
 pub use value::{MetaArray, MetaValue};

@@ -12,32 +12,7 @@ impl TensorStore for GgufFile {
     }
 
     fn name(&self, w: Weight) -> String {
-        use LayerWeight::*;
-        let layer = match w {
-            Weight::Embedding => return "token_embd.weight".into(),
-            Weight::Output => return "output.weight".into(),
-            Weight::OutputNorm => return "output_norm.weight".into(),
-            Weight::RopeFreqs => return "rope_freqs.weight".into(),
-            Weight::Layer(i, l) => (i, l),
-        };
-        let suffix = match layer.1 {
-            AttnNorm => "attn_norm.weight",
-            Q => "attn_q.weight",
-            K => "attn_k.weight",
-            V => "attn_v.weight",
-            O => "attn_output.weight",
-            QBias => "attn_q.bias",
-            OBias => "attn_output.bias",
-            KBias => "attn_k.bias",
-            VBias => "attn_v.bias",
-            QNorm => "attn_q_norm.weight",
-            KNorm => "attn_k_norm.weight",
-            FfnNorm => "ffn_norm.weight",
-            Gate => "ffn_gate.weight",
-            Up => "ffn_up.weight",
-            Down => "ffn_down.weight",
-        };
-        format!("blk.{}.{suffix}", layer.0)
+        tensor_name(w)
     }
 
     fn get(&self, w: Weight) -> Result<Option<RawTensor>> {
@@ -56,6 +31,36 @@ impl TensorStore for GgufFile {
             name,
         }))
     }
+}
+
+/// llama.cpp's name for a weight.
+pub fn tensor_name(w: Weight) -> String {
+    use LayerWeight::*;
+    let layer = match w {
+        Weight::Embedding => return "token_embd.weight".into(),
+        Weight::Output => return "output.weight".into(),
+        Weight::OutputNorm => return "output_norm.weight".into(),
+        Weight::RopeFreqs => return "rope_freqs.weight".into(),
+        Weight::Layer(i, l) => (i, l),
+    };
+    let suffix = match layer.1 {
+        AttnNorm => "attn_norm.weight",
+        Q => "attn_q.weight",
+        K => "attn_k.weight",
+        V => "attn_v.weight",
+        O => "attn_output.weight",
+        QBias => "attn_q.bias",
+        OBias => "attn_output.bias",
+        KBias => "attn_k.bias",
+        VBias => "attn_v.bias",
+        QNorm => "attn_q_norm.weight",
+        KNorm => "attn_k_norm.weight",
+        FfnNorm => "ffn_norm.weight",
+        Gate => "ffn_gate.weight",
+        Up => "ffn_up.weight",
+        Down => "ffn_down.weight",
+    };
+    format!("blk.{}.{suffix}", layer.0)
 }
 
 fn format_of(ty: GgmlType) -> Option<WeightFormat> {
