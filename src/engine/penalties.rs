@@ -100,35 +100,5 @@ impl LogitsProcessor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nothing_to_do_returns_the_logits_themselves() {
-        let logits = [1.0, 2.0];
-        let mut p = LogitsProcessor::new(Penalties::none(), &[0]);
-        assert!(std::ptr::eq(p.apply(&logits), &logits[..]));
-    }
-
-    #[test]
-    fn penalties_follow_their_definitions() {
-        let logits = [2.0f32, -2.0, 1.0, 0.5];
-        let pen = Penalties {
-            presence: 0.5,
-            frequency: 0.25,
-            repetition: 2.0,
-            logit_bias: vec![(3, 10.0)],
-        };
-        let mut p = LogitsProcessor::new(pen, &[1]);
-        p.record(0);
-        p.record(0);
-        let out = p.apply(&logits).to_vec();
-        // Token 0: seen twice in the output: 2/2 − 0.5 − 2·0.25.
-        assert_eq!(out[0], 0.0);
-        // Token 1: in the prompt only: repetition applies, presence does not.
-        assert_eq!(out[1], -4.0);
-        // Token 2: untouched; token 3: biased.
-        assert_eq!(out[2], 1.0);
-        assert_eq!(out[3], 10.5);
-    }
-}
+#[path = "penalties_tests.rs"]
+mod tests;

@@ -2,6 +2,22 @@
 //! with top-k, top-p and min-p filtering, from a seeded generator. Also the
 //! log-probabilities the API reports, always of the model's own
 //! distribution (before temperature), as OpenAI and vLLM report them.
+//!
+//! Choosing is two steps: `distribution` (the pure part: the candidates and
+//! their probabilities) and a draw from it with the request's generator.
+//! The filters act in this order, which is vLLM's V0 sampler's (V1 moved
+//! min-p ahead of top-k and top-p, which changes top-p's mass):
+//!
+//! 1. temperature: probabilities are softmax(logits / T);
+//! 2. top-k: the k best tokens stay (ties go to the lower id), renormalised;
+//! 3. top-p: the smallest best-first prefix whose mass, within what top-k
+//!    left, reaches p (at least one token);
+//! 4. min-p: tokens with probability at least min_p × the best one's. Being
+//!    relative to the best token, it keeps the same tokens wherever it sits
+//!    in the chain; what the order decides is that top-p's mass is *not*
+//!    renormalised over min-p's survivors first.
+//!
+//! The survivors are renormalised and one is drawn.
 
 use super::penalties::LogitsProcessor;
 use super::request::{SamplingParams, TokenLogprob};
@@ -11,6 +27,7 @@ pub struct Sampler {
     params: SamplingParams,
     rng: Rng,
     processor: LogitsProcessor,
+    candidates: Candidates,
 }
 
 impl Sampler {
@@ -24,73 +41,160 @@ impl Sampler {
             params: params.clone(),
             rng,
             processor: LogitsProcessor::new(params.penalties.clone(), prompt),
+            candidates: Candidates::default(),
         }
     }
 
     /// Chooses the next token and records it in the history.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         let logits = self.processor.apply(logits);
-        let t = choose(&self.params, &mut self.rng, logits);
+        let t = self
+            .candidates
+            .filter(&self.params, logits)
+            .draw(&mut self.rng);
         self.processor.record(t);
         t
     }
+
+    /// The distribution `sample` would draw the next token from, given the
+    /// history so far (penalties and logit bias applied, then
+    /// `distribution`). Records nothing and draws nothing.
+    pub fn distribution(&mut self, logits: &[f32]) -> Vec<(u32, f64)> {
+        let logits = self.processor.apply(logits);
+        self.candidates.filter(&self.params, logits).to_vec()
+    }
 }
 
-fn choose(p: &SamplingParams, rng: &mut Rng, logits: &[f32]) -> u32 {
-    if p.temperature <= 0.0 || p.top_k == 1 {
-        return argmax(logits);
+/// The distribution the next token is drawn from, before any penalty: the
+/// candidate tokens and their probabilities after temperature, top-k, top-p
+/// and min-p, renormalised, best first (ties: lower id first). Greedy
+/// (temperature 0 or top_k 1) gives the argmax alone, with probability 1;
+/// so does a row with no finite logit. Otherwise tokens with a non-finite
+/// logit (NaN, -inf, but also +inf) are never candidates.
+pub fn distribution(p: &SamplingParams, logits: &[f32]) -> Vec<(u32, f64)> {
+    Candidates::default().filter(p, logits).to_vec()
+}
+
+/// Buffers for one row's candidates, kept across tokens so that a step
+/// allocates nothing once it has seen a full row.
+#[derive(Default)]
+struct Candidates {
+    /// (token, logit).
+    cand: Vec<(u32, f32)>,
+    /// Probabilities within what top-k kept.
+    probs: Vec<f64>,
+}
+
+/// What remains to draw from.
+enum Filtered<'a> {
+    /// One token for certain; nothing is drawn.
+    Only(u32),
+    /// Candidates best first with weights proportional to their
+    /// probabilities; `mass` is the weights' sum.
+    Among {
+        cand: &'a [(u32, f32)],
+        weights: &'a [f64],
+        mass: f64,
+    },
+}
+
+impl Candidates {
+    fn filter<'a>(&'a mut self, p: &SamplingParams, logits: &[f32]) -> Filtered<'a> {
+        if p.temperature <= 0.0 || p.top_k == 1 {
+            return Filtered::Only(argmax(logits));
+        }
+        // Candidates sorted by logit, best first; ties keep the lower id.
+        let cand = &mut self.cand;
+        cand.clear();
+        cand.extend(
+            logits
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.is_finite())
+                .map(|(i, &l)| (i as u32, l)),
+        );
+        if cand.is_empty() {
+            return Filtered::Only(argmax(logits));
+        }
+        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if p.top_k > 0 && (p.top_k as usize) < cand.len() {
+            let k = p.top_k as usize;
+            cand.select_nth_unstable_by(k - 1, by_logit);
+            cand.truncate(k);
+        }
+        cand.sort_unstable_by(by_logit);
+        let t = p.temperature as f64;
+        let max = cand[0].1 as f64;
+        let probs = &mut self.probs;
+        probs.clear();
+        probs.extend(cand.iter().map(|&(_, l)| ((l as f64 - max) / t).exp()));
+        let total: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|q| *q /= total);
+        let mut keep = probs.len();
+        if p.min_p > 0.0 {
+            let floor = probs[0] * p.min_p as f64;
+            keep = keep.min(probs.iter().take_while(|&&q| q >= floor).count().max(1));
+        }
+        if p.top_p < 1.0 {
+            // Mass within top-k's survivors, not renormalised by min-p.
+            let mut acc = 0.0;
+            let mut n = 0;
+            for &q in &probs[..keep] {
+                acc += q;
+                n += 1;
+                if acc >= p.top_p as f64 {
+                    break;
+                }
+            }
+            keep = n.max(1);
+        }
+        let weights = &probs[..keep];
+        Filtered::Among {
+            cand: &cand[..keep],
+            weights,
+            mass: weights.iter().sum(),
+        }
     }
-    // Candidates sorted by logit, best first; ties keep the lower id.
-    let mut cand: Vec<(u32, f32)> = logits
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.is_finite())
-        .map(|(i, &l)| (i as u32, l))
-        .collect();
-    if cand.is_empty() {
-        return argmax(logits);
-    }
-    let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if p.top_k > 0 && (p.top_k as usize) < cand.len() {
-        let k = p.top_k as usize;
-        cand.select_nth_unstable_by(k - 1, by_logit);
-        cand.truncate(k);
-    }
-    cand.sort_unstable_by(by_logit);
-    let t = p.temperature as f64;
-    let max = cand[0].1 as f64;
-    let mut probs: Vec<f64> = cand
-        .iter()
-        .map(|&(_, l)| ((l as f64 - max) / t).exp())
-        .collect();
-    let total: f64 = probs.iter().sum();
-    probs.iter_mut().for_each(|q| *q /= total);
-    let mut keep = probs.len();
-    if p.min_p > 0.0 {
-        let floor = probs[0] * p.min_p as f64;
-        keep = keep.min(probs.iter().take_while(|&&q| q >= floor).count().max(1));
-    }
-    if p.top_p < 1.0 {
-        let mut acc = 0.0;
-        let mut n = 0;
-        for &q in &probs[..keep] {
-            acc += q;
-            n += 1;
-            if acc >= p.top_p as f64 {
-                break;
+}
+
+impl Filtered<'_> {
+    /// One token, with probability proportional to its weight: one uniform
+    /// number, walked down the candidates best first.
+    fn draw(&self, rng: &mut Rng) -> u32 {
+        match *self {
+            Filtered::Only(t) => t,
+            Filtered::Among {
+                cand,
+                weights,
+                mass,
+            } => {
+                let mut r = rng.next_f64() * mass;
+                for (&(id, _), &q) in cand.iter().zip(weights) {
+                    if r < q {
+                        return id;
+                    }
+                    r -= q;
+                }
+                cand[cand.len() - 1].0
             }
         }
-        keep = n.max(1);
     }
-    let mass: f64 = probs[..keep].iter().sum();
-    let mut r = rng.next_f64() * mass;
-    for (i, &q) in probs[..keep].iter().enumerate() {
-        if r < q {
-            return cand[i].0;
+
+    /// Renormalised, best first.
+    fn to_vec(&self) -> Vec<(u32, f64)> {
+        match *self {
+            Filtered::Only(t) => vec![(t, 1.0)],
+            Filtered::Among {
+                cand,
+                weights,
+                mass,
+            } => cand
+                .iter()
+                .zip(weights)
+                .map(|(&(id, _), &q)| (id, q / mass))
+                .collect(),
         }
-        r -= q;
     }
-    cand[keep - 1].0
 }
 
 /// The highest logit; the lowest id wins a tie.
@@ -132,63 +236,5 @@ pub fn logprob_of(logits: &[f32], token: u32, top: usize) -> TokenLogprob {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(temperature: f32) -> SamplingParams {
-        SamplingParams {
-            temperature,
-            ..SamplingParams::default()
-        }
-    }
-
-    #[test]
-    fn greedy_takes_the_lowest_id_among_equal_maxima() {
-        let mut s = Sampler::new(&params(0.0), &[]);
-        assert_eq!(s.sample(&[0.0, 3.0, 1.0, 3.0]), 1);
-    }
-
-    #[test]
-    fn same_seed_same_tokens_and_distribution_is_respected() {
-        let logits: Vec<f32> = vec![2.0f32.ln(), 1.0f32.ln(), f32::NEG_INFINITY, 1.0f32.ln()];
-        let mut p = params(1.0);
-        p.seed = Some(42);
-        let draw = |p: &SamplingParams| {
-            let mut s = Sampler::new(p, &[]);
-            (0..4000).map(|_| s.sample(&logits)).collect::<Vec<_>>()
-        };
-        let a = draw(&p);
-        assert_eq!(a, draw(&p));
-        let share0 = a.iter().filter(|&&t| t == 0).count() as f64 / a.len() as f64;
-        assert!((share0 - 0.5).abs() < 0.03, "token 0 drawn {share0}");
-        assert!(!a.contains(&2), "a -inf logit was sampled");
-    }
-
-    #[test]
-    fn top_p_and_top_k_cut_the_tail() {
-        let logits = vec![3.0f32, 2.0, 1.0, 0.0];
-        let mut p = params(1.0);
-        p.seed = Some(1);
-        p.top_k = 2;
-        let mut s = Sampler::new(&p, &[]);
-        assert!((0..500).all(|_| s.sample(&logits) < 2));
-        let mut p = params(1.0);
-        p.seed = Some(1);
-        p.top_p = 0.5; // token 0 alone holds ~64%
-        let mut s = Sampler::new(&p, &[]);
-        assert!((0..500).all(|_| s.sample(&logits) == 0));
-    }
-
-    #[test]
-    fn logprobs_are_normalised_and_ranked() {
-        let logits = vec![1.0f32, 3.0, 2.0];
-        let lp = logprob_of(&logits, 2, 2);
-        let total: f64 = logits
-            .iter()
-            .map(|&l| (logprob_of(&logits, 0, 0).logprob as f64 + (l - 1.0) as f64).exp())
-            .sum();
-        assert!((total - 1.0).abs() < 1e-6);
-        assert_eq!(lp.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(lp.top[1].1, lp.logprob);
-    }
-}
+#[path = "sampler_tests.rs"]
+mod tests;

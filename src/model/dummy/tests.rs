@@ -29,7 +29,8 @@ fn logits_of(source: &ModelSource, dtype: Option<WeightFormat>) -> Vec<f32> {
     let mut s = m.model.scratch(&b);
     let ids = m.tokenizer.encode("dummy weights", false, false);
     let pos: Vec<u32> = (0..ids.len() as u32).collect();
-    m.model.forward(&b, &mut s, &mut cache, &ids, &pos, &[ids.len() - 1])
+    m.model
+        .forward(&b, &mut s, &mut cache, &ids, &pos, &[ids.len() - 1])
 }
 
 #[test]
@@ -47,7 +48,10 @@ fn a_config_json_gives_its_architecture_and_its_tokenizer() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hf/qwen2-f32");
     let source = ModelSource::dummy(dir.join("config.json").to_str().unwrap()).unwrap();
     let m = load(&source, None, &backend()).unwrap();
-    assert_eq!(m.model.config.architecture, crate::model::Architecture::Qwen2);
+    assert_eq!(
+        m.model.config.architecture,
+        crate::model::Architecture::Qwen2
+    );
     assert!(m.model.config.attention_bias);
     // The directory's tokenizer.json, not the byte tokenizer.
     assert!(m.tokenizer.encode("hello", false, true).len() < 5);

@@ -52,7 +52,9 @@ pub fn parse(path: &Path, text: &str) -> Result<HfConfig> {
         )));
     }
     if v["mlp_bias"] == true {
-        return Err(bad("mlp_bias is not supported (feed-forward layers without biases only)".into()));
+        return Err(bad(
+            "mlp_bias is not supported (feed-forward layers without biases only)".into(),
+        ));
     }
     let int = |k: &str| -> Result<usize> {
         v[k].as_u64()

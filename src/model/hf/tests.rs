@@ -45,7 +45,11 @@ fn copy_of(name: &str, tag: &str) -> Copy {
 }
 
 fn load_error(dir: &Path) -> String {
-    match load(&ModelSource::HuggingFace(dir.to_path_buf()), None, &backend()) {
+    match load(
+        &ModelSource::HuggingFace(dir.to_path_buf()),
+        None,
+        &backend(),
+    ) {
         Ok(_) => panic!("{} loaded", dir.display()),
         Err(e) => e.to_string(),
     }
@@ -71,7 +75,12 @@ fn end_of_sequence_ids_come_from_every_file_that_names_them() {
 
 #[test]
 fn generation_config_gives_default_sampling() {
-    let m = load(&ModelSource::HuggingFace(fixture("llama-bf16")), None, &backend()).unwrap();
+    let m = load(
+        &ModelSource::HuggingFace(fixture("llama-bf16")),
+        None,
+        &backend(),
+    )
+    .unwrap();
     assert_eq!(m.defaults.temperature, Some(0.6));
     assert_eq!(m.defaults.top_p, Some(0.9));
     assert_eq!(m.defaults.top_k, None);
@@ -101,7 +110,10 @@ fn a_missing_tensor_is_named_as_the_checkpoint_names_it() {
     bytes[at + 6] = b'X';
     std::fs::write(&path, bytes).unwrap();
     let e = load_error(&dir);
-    assert!(e.contains("model.layers.1.mlp.up_proj.weight") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("model.layers.1.mlp.up_proj.weight") && e.contains("missing"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -168,7 +180,14 @@ fn dtype_re_encodes_weights_and_stays_close() {
         m.forward(&b, &mut s, &mut cache, &ids, &pos, &[ids.len() - 1])
     };
     let (a, q) = (run(&exact.model), run(&q8.model));
-    let diff = a.iter().zip(&q).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(diff > 0.0, "q8_0 changed nothing: the conversion did not happen");
+    let diff = a
+        .iter()
+        .zip(&q)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        diff > 0.0,
+        "q8_0 changed nothing: the conversion did not happen"
+    );
     assert!(diff < 0.5, "q8_0 logits moved by {diff}");
 }
