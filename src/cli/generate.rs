@@ -52,7 +52,7 @@ pub fn run(a: GenerateArgs) -> CliResult {
     } else {
         loaded.tokenizer.encode(&a.prompt, true, true)
     };
-    let handle = engine::spawn(backend, loaded.model, loaded.tokenizer.clone());
+    let handle = engine::spawn(backend, loaded.model, loaded.tokenizer.clone(), 0);
     let params = SamplingParams {
         temperature: a.temperature,
         top_p: a.top_p,

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// Seconds requests in flight may take to finish after that.
     #[arg(long, default_value_t = 30.0)]
     shutdown_timeout: f64,
+    /// Requests that may wait behind the running ones; past it, requests
+    /// are answered 429 with Retry-After.
+    #[arg(long, default_value_t = 1024)]
+    max_queue: usize,
     /// Compute threads (default: physical cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -67,6 +71,7 @@ async fn serve(a: ServeArgs) -> CliResult {
         let limits = Limits {
             max_model_len: a.max_model_len,
             default_max_tokens: a.default_max_tokens,
+            max_queue: a.max_queue,
         };
         tokio::task::spawn_blocking(move || {
             load_and_start(&state, &model_args, names, limits, threads)
@@ -115,6 +120,7 @@ async fn serve(a: ServeArgs) -> CliResult {
 struct Limits {
     max_model_len: Option<usize>,
     default_max_tokens: Option<usize>,
+    max_queue: usize,
 }
 
 fn load_and_start(
@@ -152,7 +158,12 @@ fn load_and_start(
         env!("CARGO_PKG_VERSION"),
         crate::backend::cpu::isa::isa().name()
     );
-    let handle = engine::spawn(backend, loaded.model, loaded.tokenizer.clone());
+    let handle = engine::spawn(
+        backend,
+        loaded.model,
+        loaded.tokenizer.clone(),
+        limits.max_queue,
+    );
     warm_up(&handle)?;
     tracing::info!(
         model = %names[0],
@@ -170,6 +181,7 @@ fn load_and_start(
         tokenizer: loaded.tokenizer,
         template: loaded.template,
         defaults: loaded.defaults,
+        version: "boot".into(),
         created: server::openai::now_unix(),
     });
     Ok(())

@@ -14,6 +14,12 @@ pub enum EngineError {
         prompt: usize,
         max_tokens: usize,
     },
+    #[error("the server is at capacity: {running} request(s) running and {waiting} waiting, the most its queue holds; retry after {retry_after_s} s")]
+    QueueFull {
+        running: usize,
+        waiting: usize,
+        retry_after_s: u64,
+    },
     #[error("the engine has stopped")]
     Stopped,
     #[error("the engine failed while running this request: {0}")]

@@ -5,13 +5,28 @@
 
 use super::error::EngineError;
 use super::request::{Event, GenerateRequest};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 pub(crate) struct Job {
     pub request: GenerateRequest,
     pub events: UnboundedSender<Result<Event, EngineError>>,
+    /// Holds the request's place in the queue until the engine drops the
+    /// job (finished, failed or cancelled).
+    pub _admission: Admission,
+}
+
+/// Requests one engine runs at once; the rest wait in its queue.
+pub const RUNNING_AT_ONCE: usize = 1;
+
+/// One admitted request, counted until dropped.
+pub(crate) struct Admission(Arc<AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Facts about the loaded model that callers need before submitting.
@@ -27,14 +42,64 @@ pub struct EngineHandle {
     jobs: mpsc::Sender<Job>,
     alive: Arc<AtomicBool>,
     info: Arc<EngineInfo>,
+    /// Requests admitted and not yet done: running plus waiting.
+    admitted: Arc<AtomicUsize>,
+    /// The most requests that may wait behind the running ones.
+    max_waiting: usize,
 }
 
 impl EngineHandle {
-    pub(crate) fn new(jobs: mpsc::Sender<Job>, alive: Arc<AtomicBool>, info: EngineInfo) -> Self {
+    pub(crate) fn new(
+        jobs: mpsc::Sender<Job>,
+        alive: Arc<AtomicBool>,
+        info: EngineInfo,
+        max_waiting: usize,
+    ) -> Self {
         EngineHandle {
             jobs,
             alive,
             info: Arc::new(info),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
+        }
+    }
+
+    /// Requests admitted and not yet done (running and waiting).
+    pub fn load(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    /// Takes a place in the queue, or says the queue is full.
+    fn admit(&self) -> Result<Admission, EngineError> {
+        let before = self.admitted.fetch_add(1, Ordering::AcqRel);
+        let admission = Admission(self.admitted.clone());
+        if before >= self.capacity() {
+            return Err(self.full());
+        }
+        Ok(admission)
+    }
+
+    /// Whether a request would be admitted now. Streams ask before their
+    /// 200 goes out, so that a full queue is a 429, not an error event; a
+    /// request that loses the race to the last place gets the error event.
+    pub fn check_room(&self) -> Result<(), EngineError> {
+        if self.load() >= self.capacity() {
+            return Err(self.full());
+        }
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        RUNNING_AT_ONCE.saturating_add(self.max_waiting)
+    }
+
+    fn full(&self) -> EngineError {
+        EngineError::QueueFull {
+            running: RUNNING_AT_ONCE,
+            waiting: self.max_waiting,
+            // A request's duration is unknown before it runs; one second is
+            // a short, honest back-off for clients to start from.
+            retry_after_s: 1,
         }
     }
 
@@ -69,11 +134,13 @@ impl EngineHandle {
                 max_tokens: request.params.max_tokens,
             });
         }
+        let admission = self.admit()?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.jobs
             .send(Job {
                 request,
                 events: tx,
+                _admission: admission,
             })
             .map_err(|_| EngineError::Stopped)?;
         Ok(RequestStream { events: rx })
@@ -95,5 +162,73 @@ impl RequestStream {
     /// For callers outside an async runtime (the CLI).
     pub fn blocking_next(&mut self) -> Option<Result<Event, EngineError>> {
         self.events.blocking_recv()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::SamplingParams;
+
+    fn request() -> GenerateRequest {
+        GenerateRequest {
+            prompt: vec![1, 2, 3],
+            params: SamplingParams {
+                max_tokens: 4,
+                ..SamplingParams::default()
+            },
+        }
+    }
+
+    /// A handle whose jobs nobody runs: the test holds them, so what is
+    /// admitted stays admitted until the test drops it.
+    fn handle(max_waiting: usize) -> (EngineHandle, mpsc::Receiver<Job>) {
+        let (tx, rx) = mpsc::channel();
+        let info = EngineInfo {
+            context_length: 64,
+            vocab_size: 16,
+            backend: "none".into(),
+        };
+        let h = EngineHandle::new(tx, Arc::new(AtomicBool::new(true)), info, max_waiting);
+        (h, rx)
+    }
+
+    #[test]
+    fn the_queue_refuses_past_its_bound_and_frees_places_as_jobs_end() {
+        let (h, jobs) = handle(2);
+        let held: Vec<RequestStream> = (0..3).map(|_| h.submit(request()).unwrap()).collect();
+        assert_eq!(h.load(), 3);
+        let e = h.submit(request()).err().unwrap();
+        assert!(
+            matches!(
+                e,
+                EngineError::QueueFull {
+                    running: 1,
+                    waiting: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(h.check_room().is_err());
+        // A refused request holds no place.
+        assert_eq!(h.load(), 3);
+        // The engine finishing one job (dropping it) frees its place; a
+        // client that merely stops listening does not, until then.
+        drop(held);
+        assert_eq!(h.load(), 3);
+        drop(jobs.recv().unwrap());
+        assert_eq!(h.load(), 2);
+        assert!(h.check_room().is_ok());
+        assert!(h.submit(request()).is_ok());
+    }
+
+    #[test]
+    fn an_invalid_request_takes_no_place() {
+        let (h, _jobs) = handle(0);
+        let mut bad = request();
+        bad.prompt = vec![99];
+        assert!(h.submit(bad).is_err());
+        assert_eq!(h.load(), 0);
     }
 }

@@ -33,6 +33,7 @@ pub fn spawn<B: Backend>(
     backend: B,
     model: Transformer<B>,
     tokenizer: Arc<Tokenizer>,
+    max_waiting: usize,
 ) -> EngineHandle {
     let info = EngineInfo {
         context_length: model.config.context_length,
@@ -70,12 +71,16 @@ pub fn spawn<B: Backend>(
     if spawned.is_err() {
         alive.store(false, Ordering::Release);
     }
-    EngineHandle::new(tx, alive, info)
+    EngineHandle::new(tx, alive, info, max_waiting)
 }
 
 impl<B: Backend> Engine<B> {
     fn run(&mut self, job: Job) {
-        let Job { request, events } = job;
+        let Job {
+            request,
+            events,
+            _admission,
+        } = job;
         let started = std::time::Instant::now();
         match self.generate(&request, &events) {
             Ok(usage) => tracing::debug!(

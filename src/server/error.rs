@@ -54,6 +54,7 @@ impl ApiError {
                 | EngineError::TokenOutOfRange { .. }
                 | EngineError::BiasOutOfRange { .. }
                 | EngineError::ContextOverflow { .. } => StatusCode::BAD_REQUEST,
+                EngineError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
                 EngineError::Stopped | EngineError::Internal(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -73,6 +74,9 @@ impl ApiError {
             ApiError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
             ApiError::Engine(EngineError::ContextOverflow { .. }) => {
                 ("invalid_request_error", Some("context_length_exceeded"))
+            }
+            ApiError::Engine(EngineError::QueueFull { .. }) => {
+                ("rate_limit_error", Some("queue_full"))
             }
             e if e.status().is_server_error() => ("server_error", None),
             _ => ("invalid_request_error", None),
@@ -98,7 +102,18 @@ impl ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        super::body::json_response(status, &self.envelope())
+        let retry_after = match &self {
+            ApiError::Engine(EngineError::QueueFull { retry_after_s, .. }) => Some(*retry_after_s),
+            _ => None,
+        };
+        let mut resp = super::body::json_response(status, &self.envelope());
+        if let Some(s) = retry_after {
+            resp.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from(s),
+            );
+        }
+        resp
     }
 
     /// OpenAI's error object, also sent as an event when a stream fails.

@@ -24,6 +24,11 @@ pub async fn route(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
+    if let Some(m) = state.model() {
+        if let Ok(v) = HeaderValue::from_str(&m.version_label()) {
+            resp.headers_mut().insert(MODEL_VERSION, v);
+        }
+    }
     // The access log names the request, never its prompt or completion.
     tracing::info!(
         %method,
@@ -37,6 +42,7 @@ pub async fn route(
 }
 
 const REQUEST_ID: &str = "x-request-id";
+const MODEL_VERSION: &str = "x-switchyard-model-version";
 
 /// The client's `x-request-id` when it is a reasonable token, else a new one.
 fn request_id(req: &Request<Incoming>) -> String {

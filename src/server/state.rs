@@ -21,6 +21,10 @@ pub struct ServedModel {
     /// max_tokens for requests that name none (None: the rest of the
     /// context window).
     pub default_max_tokens: Option<usize>,
+    /// The version serving under `names[0]`: `boot` for a model deployed
+    /// from command-line flags (registered versions come with the
+    /// registry).
+    pub version: String,
     /// Unix seconds the model became ready (`created` in /v1/models).
     pub created: u64,
 }
@@ -28,6 +32,11 @@ pub struct ServedModel {
 impl ServedModel {
     pub fn name(&self) -> &str {
         &self.names[0]
+    }
+
+    /// `model@version`, as the `x-switchyard-model-version` header says.
+    pub fn version_label(&self) -> String {
+        format!("{}@{}", self.name(), self.version)
     }
 
     pub fn answers_to(&self, name: &str) -> bool {

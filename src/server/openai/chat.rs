@@ -61,6 +61,7 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
             include_usage: v.include_usage,
         };
         let params = (0..v.n).map(params_for).collect();
+        model.engine.check_room()?;
         return Ok(Reply::Stream(chat_stream::start(
             model.clone(),
             prompt,

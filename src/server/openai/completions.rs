@@ -54,6 +54,7 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
             token_ids_as_text: v.token_ids_as_text,
             include_usage: v.include_usage,
         };
+        model.engine.check_room()?;
         return Ok(Reply::Stream(completions_stream::start(
             model.clone(),
             choices,
