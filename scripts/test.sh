@@ -22,6 +22,17 @@ stage() {
   return 0
 }
 
+stage "system tools"
+# curl drives part of the conformance suite, as users of the API do.
+if ! command -v curl >/dev/null; then
+  if [[ $(id -u) == 0 ]]; then
+    apt-get install -y --no-install-recommends curl >/dev/null || { apt-get update >/dev/null && apt-get install -y --no-install-recommends curl >/dev/null; }
+  else
+    echo "curl is missing: install it (apt-get install curl)" >&2
+    exit 1
+  fi
+fi
+
 stage "python venv"
 VENV=$CACHE/venv
 stamp=$VENV/.requirements-$(sha256sum tests/e2e/requirements.txt | cut -c1-16)
