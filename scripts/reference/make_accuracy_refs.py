@@ -71,6 +71,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from compact_json import compact_json
+
 import numpy as np
 
 N_GEN = 32
@@ -439,22 +441,6 @@ def main() -> None:
         f.write(compact_json(doc) + "\n")
     print(json.dumps(doc["summary"], indent=1), file=sys.stderr)
     print(json.dumps(doc["truth_crosscheck"], indent=1), file=sys.stderr)
-
-
-def compact_json(obj, indent: int = 0) -> str:
-    """Indented JSON, but short containers and lists of scalars on one line."""
-    flat = json.dumps(obj, ensure_ascii=False)
-    scalar_list = isinstance(obj, list) and all(
-        not isinstance(x, (list, dict)) for x in obj)
-    if not isinstance(obj, (list, dict)) or scalar_list or len(flat) <= 240:
-        return flat
-    pad = " " * (indent + 1)
-    if isinstance(obj, dict):
-        items = [f"{pad}{json.dumps(k)}: {compact_json(v, indent + 1)}"
-                 for k, v in obj.items()]
-        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
-    items = [pad + compact_json(v, indent + 1) for v in obj]
-    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
 
 
 def _dist_version(name: str):

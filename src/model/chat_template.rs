@@ -36,6 +36,16 @@ impl ChatTemplate {
         })
     }
 
+    /// With the BOS and EOS strings of `tokenizer` (empty where it has
+    /// none).
+    pub fn for_tokenizer(source: &str, tokenizer: &super::tokenizer::Tokenizer) -> Result<Self> {
+        let text = |id: Option<u32>| {
+            id.map(|i| tokenizer.token_text(i).to_owned())
+                .unwrap_or_default()
+        };
+        Self::new(source, &text(tokenizer.bos_id()), &text(tokenizer.eos_id()))
+    }
+
     /// Renders `messages` (OpenAI-shaped JSON objects). `extra` holds
     /// template variables a request may set (`chat_template_kwargs`), which
     /// never override the messages themselves.

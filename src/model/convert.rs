@@ -22,6 +22,10 @@ impl TensorStore for Converted<'_> {
         self.inner.name(w)
     }
 
+    fn has(&self, w: Weight) -> Result<bool> {
+        self.inner.has(w)
+    }
+
     fn get(&self, w: Weight) -> Result<Option<RawTensor>> {
         let Some(t) = self.inner.get(w)? else {
             return Ok(None);

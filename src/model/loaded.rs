@@ -10,6 +10,7 @@ use super::error::{ModelError, Result};
 use super::gguf::GgufFile;
 use super::hf::{self, safetensors::SafetensorsStore, GenerationDefaults};
 use super::tensors::TensorStore;
+use super::text_side::TextSide;
 use super::tokenizer::Tokenizer;
 use super::transformer::Transformer;
 use crate::backend::{Backend, WeightFormat};
@@ -89,23 +90,19 @@ pub struct LoadedModel<B: Backend> {
     pub defaults: GenerationDefaults,
     /// A name for the model (see [`ModelSource::default_name`]).
     pub name: String,
-    /// Weight formats in words, e.g. "q4_1" or "bf16 as q8_0".
+    /// How the weights are held, in words: "as stored", "converted to
+    /// q8_0", "dummy bf16".
     pub weights: String,
 }
 
 /// Just the tokenizer (for `tokenize`).
 pub fn load_tokenizer(source: &ModelSource) -> Result<Tokenizer> {
-    match source {
-        ModelSource::Gguf(p) => Tokenizer::from_gguf(&GgufFile::open(p)?),
-        ModelSource::HuggingFace(dir) => {
-            let config = hf::read_config(dir)?;
-            Ok(hf::read_text_side(dir, &config)?.tokenizer)
-        }
-        ModelSource::DummyPreset(_) | ModelSource::DummyConfig(_) => {
-            let (t, _) = dummy_text_side(source)?;
-            Ok(t.tokenizer)
-        }
-    }
+    Ok(match source {
+        ModelSource::Gguf(p) => Tokenizer::from_gguf(&GgufFile::open(p)?)?,
+        ModelSource::HuggingFace(dir) => hf::read_text_side(dir, &hf::read_config(dir)?)?.tokenizer,
+        ModelSource::DummyPreset(name) => preset(name)?.0.tokenizer,
+        ModelSource::DummyConfig(path) => dummy_config(path)?.0.tokenizer,
+    })
 }
 
 /// Loads `source`; `dtype` re-encodes every weight matrix (dummy weights
@@ -115,69 +112,31 @@ pub fn load<B: Backend>(
     dtype: Option<WeightFormat>,
     backend: &B,
 ) -> Result<LoadedModel<B>> {
-    let name = source.default_name();
-    match source {
+    let (text, model, weights) = match source {
         ModelSource::Gguf(path) => {
             let file = GgufFile::open(path)?;
-            let config = ModelConfig::from_gguf(&file)?;
-            let tokenizer = Tokenizer::from_gguf(&file)?;
-            let template = match file.get_str_opt("tokenizer.chat_template")? {
-                Some(src) => {
-                    let text = |id: Option<u32>| {
-                        id.map(|i| tokenizer.token_text(i).to_owned())
-                            .unwrap_or_default()
-                    };
-                    Some(ChatTemplate::new(
-                        src,
-                        &text(tokenizer.bos_id()),
-                        &text(tokenizer.eos_id()),
-                    )?)
-                }
-                None => None,
-            };
-            let (model, weights) = build(&file, config, dtype, backend)?;
-            Ok(LoadedModel {
-                model,
-                tokenizer: Arc::new(tokenizer),
-                template,
-                defaults: GenerationDefaults::default(),
-                name,
-                weights,
-            })
+            let text = TextSide::from_gguf(&file)?;
+            let (model, weights) = build(&file, ModelConfig::from_gguf(&file)?, dtype, backend)?;
+            (text, model, weights)
         }
         ModelSource::HuggingFace(dir) => {
             let config = hf::read_config(dir)?;
             let text = hf::read_text_side(dir, &config)?;
             let store = SafetensorsStore::open(dir)?;
             let (model, weights) = build(&store, config.model, dtype, backend)?;
-            Ok(LoadedModel {
-                model,
-                tokenizer: Arc::new(text.tokenizer),
-                template: text.template,
-                defaults: text.defaults,
-                name,
-                weights,
-            })
+            (text, model, weights)
         }
-        ModelSource::DummyPreset(_) | ModelSource::DummyConfig(_) => {
-            let (text, config) = dummy_text_side(source)?;
-            let format = dtype.unwrap_or(text.format);
-            let store = DummyStore {
-                config: config.clone(),
-                format,
-                origin: PathBuf::from(&name),
-            };
-            let model = Transformer::load(&store, config, backend)?;
-            Ok(LoadedModel {
-                model,
-                tokenizer: Arc::new(text.tokenizer),
-                template: text.template,
-                defaults: text.defaults,
-                name,
-                weights: format!("dummy {}", format.name()),
-            })
-        }
-    }
+        ModelSource::DummyPreset(name) => dummy_model(preset(name)?, source, dtype, backend)?,
+        ModelSource::DummyConfig(path) => dummy_model(dummy_config(path)?, source, dtype, backend)?,
+    };
+    Ok(LoadedModel {
+        model,
+        tokenizer: Arc::new(text.tokenizer),
+        template: text.template,
+        defaults: text.defaults,
+        name: source.default_name(),
+        weights,
+    })
 }
 
 fn build<B: Backend>(
@@ -199,73 +158,54 @@ fn build<B: Backend>(
     }
 }
 
-struct DummyText {
-    tokenizer: Tokenizer,
-    template: Option<ChatTemplate>,
-    defaults: GenerationDefaults,
-    /// The format dummy weights take when none is asked for.
-    format: WeightFormat,
+/// A preset: its shape, the byte tokenizer, its own weight format.
+fn preset(name: &str) -> Result<(TextSide, ModelConfig, WeightFormat)> {
+    let preset = presets::find(name)
+        .ok_or_else(|| ModelError::InvalidInput(format!("unknown preset `{name}`")))?;
+    let config = preset.config();
+    let text = dummy::byte_text_side(config.vocab_size)?;
+    Ok((text, config, preset.format))
 }
 
-fn dummy_text_side(source: &ModelSource) -> Result<(DummyText, ModelConfig)> {
-    match source {
-        ModelSource::DummyPreset(name) => {
-            let preset = presets::find(name)
-                .ok_or_else(|| ModelError::InvalidInput(format!("unknown preset `{name}`")))?;
-            let config = preset.config();
-            let (tokenizer, template) = dummy::byte_text_side(config.vocab_size)?;
-            Ok((
-                DummyText {
-                    tokenizer,
-                    template: Some(template),
-                    defaults: GenerationDefaults::default(),
-                    format: preset.format,
-                },
-                config,
-            ))
-        }
-        ModelSource::DummyConfig(path) => {
-            let dir = if path.is_dir() {
-                path.clone()
-            } else {
-                path.parent().map(Path::to_path_buf).unwrap_or_default()
-            };
-            let file = if path.is_dir() {
-                path.join("config.json")
-            } else {
-                path.clone()
-            };
-            let text = std::fs::read_to_string(&file).map_err(|source| ModelError::Io {
-                path: file.clone(),
-                source,
-            })?;
-            let config = hf::config::parse(&file, &text)?;
-            let format = stored_dtype(&text).unwrap_or(WeightFormat::Bf16);
-            if dir.join("tokenizer.json").is_file() {
-                let t = hf::read_text_side(&dir, &config)?;
-                return Ok((
-                    DummyText {
-                        tokenizer: t.tokenizer,
-                        template: t.template,
-                        defaults: t.defaults,
-                        format,
-                    },
-                    config.model,
-                ));
-            }
-            let (tokenizer, template) = dummy::byte_text_side(config.model.vocab_size)?;
-            Ok((
-                DummyText {
-                    tokenizer,
-                    template: Some(template),
-                    defaults: GenerationDefaults::default(),
-                    format,
-                },
-                config.model,
-            ))
-        }
-        _ => Err(ModelError::InvalidInput("not a dummy model".into())),
-    }
+/// Random weights of `config`'s shape, in `dtype` or the source's own
+/// format.
+fn dummy_model<B: Backend>(
+    (text, config, own_format): (TextSide, ModelConfig, WeightFormat),
+    source: &ModelSource,
+    dtype: Option<WeightFormat>,
+    backend: &B,
+) -> Result<(TextSide, Transformer<B>, String)> {
+    let format = dtype.unwrap_or(own_format);
+    let store = DummyStore {
+        config: config.clone(),
+        format,
+        origin: PathBuf::from(source.default_name()),
+    };
+    let model = Transformer::load(&store, config, backend)?;
+    Ok((text, model, format!("dummy {}", format.name())))
+}
+
+/// A config.json (or a directory with one): its shape, the tokenizer.json
+/// beside it or else the byte tokenizer, and its `torch_dtype`.
+fn dummy_config(path: &Path) -> Result<(TextSide, ModelConfig, WeightFormat)> {
+    let (dir, file) = if path.is_dir() {
+        (path.to_path_buf(), path.join("config.json"))
+    } else {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        (dir, path.to_path_buf())
+    };
+    let json = std::fs::read_to_string(&file).map_err(|source| ModelError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let config = hf::config::parse(&file, &json)?;
+    let format = stored_dtype(&json).unwrap_or(WeightFormat::Bf16);
+    let text = if dir.join("tokenizer.json").is_file() {
+        hf::read_text_side(&dir, &config)?
+    } else {
+        dummy::byte_text_side(config.model.vocab_size)?
+    };
+    Ok((text, config.model, format))
 }
 
 /// `torch_dtype` (or transformers 5's `dtype`) of a config.json.

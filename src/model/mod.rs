@@ -13,6 +13,7 @@ mod rope_scaling;
 pub mod tensors;
 #[cfg(test)]
 mod tests;
+pub mod text_side;
 pub mod tokenizer;
 pub mod transformer;
 

@@ -64,6 +64,11 @@ pub trait TensorStore {
     fn name(&self, w: Weight) -> String;
     /// The tensor for `w`, or None when the store has none.
     fn get(&self, w: Weight) -> Result<Option<RawTensor>>;
+    /// Whether the store has `w`; stores that make tensors on request
+    /// (conversion, dummy weights) answer without making one.
+    fn has(&self, w: Weight) -> Result<bool> {
+        Ok(self.get(w)?.is_some())
+    }
 }
 
 /// Checked conversion of raw tensors into backend weights.
@@ -112,7 +117,7 @@ impl<B: Backend> Weights<'_, B> {
     }
 
     pub fn has(&self, w: Weight) -> Result<bool> {
-        Ok(self.store.get(w)?.is_some())
+        self.store.has(w)
     }
 
     /// A rows × cols matrix.

@@ -181,3 +181,17 @@ impl<B: Backend> Transformer<B> {
         b.read(&s.logits)
     }
 }
+
+#[cfg(test)]
+impl<B: Backend> Transformer<B> {
+    /// The logits after `ids`, run as one fresh sequence (for tests).
+    pub fn last_logits(&self, b: &B, ids: &[u32]) -> Vec<f32> {
+        let c = &self.config;
+        let mut cache = b
+            .kv_cache(c.n_layers, ids.len(), c.heads.kv_dim())
+            .expect("a small test cache");
+        let mut s = self.scratch(b);
+        let pos: Vec<u32> = (0..ids.len() as u32).collect();
+        self.forward(b, &mut s, &mut cache, ids, &pos, &[ids.len() - 1])
+    }
+}

@@ -59,27 +59,8 @@ def bin_path() -> str:
     return BIN
 
 
-@pytest.fixture(scope="session")
-def server(bin_path, tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    log = open(log_path, "w")
-    proc, base = start_server(bin_path, log, "--served-model-name", SERVED_NAME, ALIAS)
-    if not wait_ready(proc, base):
-        proc.kill()
-        log.close()
-        pytest.fail(f"server did not become ready; log:\n{log_path.read_text()[-4000:]}")
-    yield base
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-
-
 def serve_until_done(bin_path, log_path, model_args, *args):
-    """A server for one test module: started, awaited, stopped."""
+    """A server for one fixture: started, awaited until ready, stopped."""
     log = open(log_path, "w")
     proc, base = start_server(bin_path, log, *args, model_args=model_args)
     try:
@@ -94,6 +75,14 @@ def serve_until_done(bin_path, log_path, model_args, *args):
             if proc.poll() is None:
                 proc.kill()
             log.close()
+
+
+@pytest.fixture(scope="session")
+def server(bin_path, tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    yield from serve_until_done(
+        bin_path, log, ["--model", MODEL], "--served-model-name", SERVED_NAME, ALIAS
+    )
 
 
 @pytest.fixture(scope="session")

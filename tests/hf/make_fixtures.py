@@ -94,6 +94,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+# The JSON layout of reference files, shared with scripts/reference/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "reference"))
+from compact_json import compact_json  # noqa: E402
+
 SCHEMA_VERSION = 1
 N_STEPS = 16
 TOP_K = 5
@@ -664,22 +668,6 @@ def write_json(path: Path, obj) -> None:
         f.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def compact_json(obj, indent: int = 0) -> str:
-    """Indented JSON, but short containers and lists of scalars on one line."""
-    flat = json.dumps(obj, ensure_ascii=False)
-    scalar_list = isinstance(obj, list) and all(
-        not isinstance(x, (list, dict)) for x in obj)
-    if not isinstance(obj, (list, dict)) or scalar_list or len(flat) <= 200:
-        return flat
-    pad = " " * (indent + 1)
-    if isinstance(obj, dict):
-        items = [f"{pad}{json.dumps(k)}: {compact_json(v, indent + 1)}"
-                 for k, v in obj.items()]
-        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
-    items = [pad + compact_json(v, indent + 1) for v in obj]
-    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
-
-
 def tool_versions() -> dict:
     import numpy
     import safetensors
@@ -738,7 +726,7 @@ def main() -> None:
             saved = save_model(model, out, dtype, name == SHARDED)
             truth = make_truth(out, arch, dtype, saved, seed, versions)
             with open(out / "expected.json", "w", encoding="utf-8") as f:
-                f.write(compact_json(truth) + "\n")
+                f.write(compact_json(truth, width=200) + "\n")
             margins = sorted(s["margin"] for c in truth["cases"]
                              for s in c["steps"])
             small = sum(m < 1e-2 for m in margins)

@@ -12,6 +12,7 @@ pub use store::DummyStore;
 
 use super::chat_template::ChatTemplate;
 use super::error::Result;
+use super::text_side::TextSide;
 use super::tokenizer::Tokenizer;
 
 /// ChatML written as plain text, which the byte tokenizer spells out.
@@ -21,18 +22,14 @@ const BYTE_CHAT_TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m['role'
 {% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
 /// The byte tokenizer and its chat template.
-pub fn byte_text_side(vocab_size: usize) -> Result<(Tokenizer, ChatTemplate)> {
+pub fn byte_text_side(vocab_size: usize) -> Result<TextSide> {
     let tokenizer = Tokenizer::bytes(vocab_size);
-    let name = |id: Option<u32>| {
-        id.map(|i| tokenizer.token_text(i).to_owned())
-            .unwrap_or_default()
-    };
-    let template = ChatTemplate::new(
-        BYTE_CHAT_TEMPLATE,
-        &name(tokenizer.bos_id()),
-        &name(tokenizer.eos_id()),
-    )?;
-    Ok((tokenizer, template))
+    let template = ChatTemplate::for_tokenizer(BYTE_CHAT_TEMPLATE, &tokenizer)?;
+    Ok(TextSide {
+        tokenizer,
+        template: Some(template),
+        defaults: Default::default(),
+    })
 }
 
 #[cfg(test)]

@@ -25,36 +25,13 @@ impl TensorStore for DummyStore {
         format!("{w:?}")
     }
 
+    fn has(&self, w: Weight) -> Result<bool> {
+        Ok(self.shape(w).is_some())
+    }
+
     fn get(&self, w: Weight) -> Result<Option<RawTensor>> {
-        use LayerWeight::*;
-        let c = &self.config;
-        let (d, kv, qd, hd, ffn) = (
-            c.d_model,
-            c.heads.kv_dim(),
-            c.heads.q_dim(),
-            c.heads.head_dim,
-            c.ffn_dim,
-        );
-        let shape: Vec<usize> = match w {
-            Weight::Embedding => vec![c.vocab_size, d],
-            Weight::Output if c.tied_embeddings => return Ok(None),
-            Weight::Output => vec![c.vocab_size, d],
-            Weight::OutputNorm => vec![d],
-            Weight::RopeFreqs => return Ok(None),
-            Weight::Layer(_, l) => match l {
-                AttnNorm | FfnNorm => vec![d],
-                Q => vec![qd, d],
-                K | V => vec![kv, d],
-                O => vec![d, qd],
-                QBias | KBias | VBias if !c.attention_bias => return Ok(None),
-                OBias => return Ok(None),
-                QBias => vec![qd],
-                KBias | VBias => vec![kv],
-                QNorm | KNorm if !c.qk_norm => return Ok(None),
-                QNorm | KNorm => vec![hd],
-                Gate | Up => vec![ffn, d],
-                Down => vec![d, ffn],
-            },
+        let Some(shape) = self.shape(w) else {
+            return Ok(None);
         };
         let seed = fnv1a(self.name(w).as_bytes());
         let (ty, data) = if shape.len() == 1 {
@@ -72,6 +49,42 @@ impl TensorStore for DummyStore {
             shape,
             data: SharedBytes::owned(data),
         }))
+    }
+}
+
+impl DummyStore {
+    /// The shape of `w` in this model; None for weights it does not have.
+    fn shape(&self, w: Weight) -> Option<Vec<usize>> {
+        use LayerWeight::*;
+        let c = &self.config;
+        let (d, kv, qd, hd, ffn) = (
+            c.d_model,
+            c.heads.kv_dim(),
+            c.heads.q_dim(),
+            c.heads.head_dim,
+            c.ffn_dim,
+        );
+        Some(match w {
+            Weight::Embedding => vec![c.vocab_size, d],
+            Weight::Output if c.tied_embeddings => return None,
+            Weight::Output => vec![c.vocab_size, d],
+            Weight::OutputNorm => vec![d],
+            Weight::RopeFreqs => return None,
+            Weight::Layer(_, l) => match l {
+                AttnNorm | FfnNorm => vec![d],
+                Q => vec![qd, d],
+                K | V => vec![kv, d],
+                O => vec![d, qd],
+                QBias | KBias | VBias if !c.attention_bias => return None,
+                OBias => return None,
+                QBias => vec![qd],
+                KBias | VBias => vec![kv],
+                QNorm | KNorm if !c.qk_norm => return None,
+                QNorm | KNorm => vec![hd],
+                Gate | Up => vec![ffn, d],
+                Down => vec![d, ffn],
+            },
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::presets::PRESETS;
 use crate::backend::cpu::{ComputePool, CpuBackend};
-use crate::backend::{Backend, WeightFormat};
+use crate::backend::WeightFormat;
 use crate::model::loaded::{load, ModelSource};
 use std::path::Path;
 use std::sync::Arc;
@@ -24,13 +24,8 @@ fn every_preset_is_a_valid_configuration() {
 fn logits_of(source: &ModelSource, dtype: Option<WeightFormat>) -> Vec<f32> {
     let b = backend();
     let m = load(source, dtype, &b).unwrap();
-    let c = &m.model.config;
-    let mut cache = b.kv_cache(c.n_layers, 64, c.heads.kv_dim()).unwrap();
-    let mut s = m.model.scratch(&b);
     let ids = m.tokenizer.encode("dummy weights", false, false);
-    let pos: Vec<u32> = (0..ids.len() as u32).collect();
-    m.model
-        .forward(&b, &mut s, &mut cache, &ids, &pos, &[ids.len() - 1])
+    m.model.last_logits(&b, &ids)
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use super::writer::GgufWriter;
 use super::{tensor_name, GgmlType, GgufFile, MetaValue};
 use crate::backend::cpu::{ComputePool, CpuBackend};
-use crate::backend::{Backend, RopeStyle, WeightFormat};
+use crate::backend::{RopeStyle, WeightFormat};
 use crate::model::config::{Architecture, ModelConfig};
 use crate::model::hf::{self, safetensors::SafetensorsStore};
 use crate::model::tensors::{LayerWeight as L, StoredType, TensorStore, Weight};
@@ -142,14 +142,6 @@ fn theta(dir: &Path) -> f32 {
         .unwrap_or(10000.0) as f32
 }
 
-fn last_logits(m: &Transformer<CpuBackend>, b: &CpuBackend, ids: &[u32]) -> Vec<f32> {
-    let c = &m.config;
-    let mut cache = b.kv_cache(c.n_layers, 64, c.heads.kv_dim()).unwrap();
-    let mut s = m.scratch(b);
-    let pos: Vec<u32> = (0..ids.len() as u32).collect();
-    m.forward(b, &mut s, &mut cache, ids, &pos, &[ids.len() - 1])
-}
-
 #[test]
 fn every_architecture_computes_the_same_from_gguf_as_from_safetensors() {
     let b = CpuBackend::new(Arc::new(ComputePool::new(1)));
@@ -168,7 +160,7 @@ fn every_architecture_computes_the_same_from_gguf_as_from_safetensors() {
         let g = Transformer::load(&file, from_gguf, &b).unwrap();
         let store = SafetensorsStore::open(&dir).unwrap();
         let h = Transformer::load(&store, cfg, &b).unwrap();
-        let (lg, lh) = (last_logits(&g, &b, &ids), last_logits(&h, &b, &ids));
+        let (lg, lh) = (g.last_logits(&b, &ids), h.last_logits(&b, &ids));
         let diff = lg
             .iter()
             .zip(&lh)

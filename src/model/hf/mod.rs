@@ -11,6 +11,7 @@ pub use generation::GenerationDefaults;
 
 use super::chat_template::ChatTemplate;
 use super::error::{ModelError, Result};
+use super::text_side::TextSide;
 use super::tokenizer::{special_text, HfSpecials, Tokenizer};
 use serde_json::Value;
 use std::path::Path;
@@ -49,13 +50,7 @@ pub fn read_config(dir: &Path) -> Result<config::HfConfig> {
 }
 
 /// The tokenizer, chat template and generation defaults of a directory.
-pub struct HfText {
-    pub tokenizer: Tokenizer,
-    pub template: Option<ChatTemplate>,
-    pub defaults: GenerationDefaults,
-}
-
-pub fn read_text_side(dir: &Path, config: &config::HfConfig) -> Result<HfText> {
+pub fn read_text_side(dir: &Path, config: &config::HfConfig) -> Result<TextSide> {
     let generation = read_json(&dir.join("generation_config.json"))?;
     let tokenizer_config = read_json(&dir.join("tokenizer_config.json"))?;
     let mut eos_ids = config.eos_ids.clone();
@@ -86,7 +81,7 @@ pub fn read_text_side(dir: &Path, config: &config::HfConfig) -> Result<HfText> {
         }
         None => None,
     };
-    Ok(HfText {
+    Ok(TextSide {
         tokenizer,
         template,
         defaults: generation

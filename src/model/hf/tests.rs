@@ -171,15 +171,10 @@ fn dtype_re_encodes_weights_and_stays_close() {
     let exact = load(&src, None, &b).unwrap();
     let q8 = load(&src, Some(crate::backend::WeightFormat::Q8_0), &b).unwrap();
     let ids = exact.tokenizer.encode("Hello there", true, true);
-    let run = |m: &crate::model::Transformer<CpuBackend>| {
-        use crate::backend::Backend;
-        let c = &m.config;
-        let mut cache = b.kv_cache(c.n_layers, 64, c.heads.kv_dim()).unwrap();
-        let mut s = m.scratch(&b);
-        let pos: Vec<u32> = (0..ids.len() as u32).collect();
-        m.forward(&b, &mut s, &mut cache, &ids, &pos, &[ids.len() - 1])
-    };
-    let (a, q) = (run(&exact.model), run(&q8.model));
+    let (a, q) = (
+        exact.model.last_logits(&b, &ids),
+        q8.model.last_logits(&b, &ids),
+    );
     let diff = a
         .iter()
         .zip(&q)

@@ -150,23 +150,6 @@ impl Tokenizer {
             hf: Some(Box::new(hf)),
         })
     }
-
-    /// Encodes with the `tokenizers` crate. Special tokens written in the
-    /// text always become those tokens there, as in transformers.
-    pub(super) fn encode_hf(
-        &self,
-        hf: &tokenizers::Tokenizer,
-        text: &str,
-        add_special: bool,
-    ) -> Vec<u32> {
-        match hf.encode(text, add_special) {
-            Ok(e) => e.get_ids().to_vec(),
-            Err(e) => {
-                tracing::warn!(error = %e, "tokenizer.json could not encode a text");
-                Vec::new()
-            }
-        }
-    }
 }
 
 /// `<0xNN>`: a byte-fallback token.
@@ -176,4 +159,16 @@ fn is_byte_token(text: &str) -> bool {
         && text.starts_with("<0x")
         && text.ends_with('>')
         && b[3..5].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Encodes with the `tokenizers` crate. Special tokens written in the
+/// text always become those tokens there, as in transformers.
+pub(super) fn encode(hf: &tokenizers::Tokenizer, text: &str, add_special: bool) -> Vec<u32> {
+    match hf.encode(text, add_special) {
+        Ok(e) => e.get_ids().to_vec(),
+        Err(e) => {
+            tracing::warn!(error = %e, "tokenizer.json could not encode a text");
+            Vec::new()
+        }
+    }
 }

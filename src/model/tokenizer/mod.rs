@@ -217,7 +217,7 @@ impl Tokenizer {
     /// become those tokens (user-defined tokens always do).
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
         if let Some(hf) = &self.hf {
-            return self.encode_hf(hf, text, add_special);
+            return hf::encode(hf, text, add_special);
         }
         let fragments = special::partition(self, text, parse_special);
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
