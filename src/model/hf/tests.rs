@@ -186,3 +186,56 @@ fn dtype_re_encodes_weights_and_stays_close() {
     );
     assert!(diff < 0.5, "q8_0 logits moved by {diff}");
 }
+
+#[test]
+fn f16_checkpoints_load_and_match_their_f32_source() {
+    use ::safetensors::{serialize_to_file, tensor::TensorView, Dtype, SafeTensors};
+    let dir = copy_of("qwen2-f32", "f16");
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let f32_file = SafeTensors::deserialize(&bytes).unwrap();
+    let halves: Vec<(String, Vec<usize>, Vec<u8>)> = f32_file
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            let data = t
+                .data()
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    half::f16::from_f32(v).to_le_bytes()
+                })
+                .collect();
+            (name, t.shape().to_vec(), data)
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = halves
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F16, s.clone(), d).unwrap(),
+            )
+        })
+        .collect();
+    serialize_to_file(views, None, &path).unwrap();
+
+    let b = backend();
+    let f32_model = load(&ModelSource::HuggingFace(fixture("qwen2-f32")), None, &b).unwrap();
+    let f16_model = load(&ModelSource::HuggingFace(dir.to_path_buf()), None, &b).unwrap();
+    let ids = f32_model.tokenizer.encode("Hello there", true, true);
+    let (a, h) = (
+        f32_model.model.last_logits(&b, &ids),
+        f16_model.model.last_logits(&b, &ids),
+    );
+    let diff = a
+        .iter()
+        .zip(&h)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        diff > 0.0,
+        "the f16 file holds the same bits as the f32 one"
+    );
+    assert!(diff < 0.05, "f16 weights moved the logits by {diff}");
+}
