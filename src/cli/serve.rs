@@ -4,6 +4,7 @@
 use super::{resolve::ModelArgs, CliResult};
 use crate::backend::cpu::{pool, ComputePool, CpuBackend};
 use crate::engine::{self, GenerateRequest, SamplingParams};
+use crate::model::chat_template::ChatTemplate;
 use crate::server::{self, AppState, ServedModel};
 use clap::Args;
 use std::sync::Arc;
@@ -41,6 +42,10 @@ pub struct ServeArgs {
     /// are answered 429 with Retry-After.
     #[arg(long, default_value_t = 1024)]
     max_queue: usize,
+    /// A Jinja chat template to use instead of the model's own: a file, or
+    /// the template itself.
+    #[arg(long)]
+    chat_template: Option<String>,
     /// Compute threads (default: physical cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -60,6 +65,7 @@ async fn serve(a: ServeArgs) -> CliResult {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    crate::telemetry::metrics::install()?;
     let state = AppState::new();
     tracing::info!(%local, "listening; loading the model");
 
@@ -72,6 +78,7 @@ async fn serve(a: ServeArgs) -> CliResult {
             max_model_len: a.max_model_len,
             default_max_tokens: a.default_max_tokens,
             max_queue: a.max_queue,
+            chat_template: a.chat_template.clone(),
         };
         tokio::task::spawn_blocking(move || {
             load_and_start(&state, &model_args, names, limits, threads)
@@ -121,6 +128,7 @@ struct Limits {
     max_model_len: Option<usize>,
     default_max_tokens: Option<usize>,
     max_queue: usize,
+    chat_template: Option<String>,
 }
 
 fn load_and_start(
@@ -145,6 +153,16 @@ fn load_and_start(
             ));
         }
         loaded.model.config.context_length = cap;
+    }
+    if let Some(arg) = &limits.chat_template {
+        let source = match std::fs::read_to_string(arg) {
+            Ok(text) => text,
+            Err(_) if arg.contains("{{") || arg.contains("{%") => arg.clone(),
+            Err(e) => return Err(format!("--chat-template {arg}: {e}")),
+        };
+        let template = ChatTemplate::for_tokenizer(&source, &loaded.tokenizer)
+            .map_err(|e| format!("--chat-template: {e}"))?;
+        loaded.template = Some(template);
     }
     if names.is_empty() {
         names.push(
@@ -173,6 +191,7 @@ fn load_and_start(
         ms = started.elapsed().as_millis() as u64,
         "model ready"
     );
+    crate::telemetry::metrics::model_served(&names[0], "boot", &loaded.weights.to_string());
     state.set_model(ServedModel {
         names,
         fingerprint,

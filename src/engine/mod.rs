@@ -3,6 +3,7 @@
 //! and incremental detokenization live here. Knows nothing of HTTP.
 
 mod error;
+pub mod grammar;
 mod handle;
 mod penalties;
 mod request;

@@ -1,6 +1,8 @@
 //! What goes into an engine and what comes out of it.
 
+use super::grammar::Compiled;
 pub use super::penalties::Penalties;
+use std::sync::Arc;
 
 /// How to pick tokens and when to stop.
 #[derive(Clone, Debug)]
@@ -24,6 +26,9 @@ pub struct SamplingParams {
     pub logprobs: Option<usize>,
     /// Report logprobs of the prompt tokens too (`echo` with `logprobs`).
     pub prompt_logprobs: Option<usize>,
+    /// Only output this grammar matches may be generated; generation
+    /// stops as soon as the output is a whole match nothing may extend.
+    pub grammar: Option<Arc<Compiled>>,
 }
 
 impl Default for SamplingParams {
@@ -40,6 +45,7 @@ impl Default for SamplingParams {
             ignore_eos: false,
             logprobs: None,
             prompt_logprobs: None,
+            grammar: None,
         }
     }
 }

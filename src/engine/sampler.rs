@@ -19,6 +19,7 @@
 //!
 //! The survivors are renormalised and one is drawn.
 
+use super::grammar::TokenMask;
 use super::penalties::LogitsProcessor;
 use super::request::{SamplingParams, TokenLogprob};
 use super::rng::Rng;
@@ -28,6 +29,8 @@ pub struct Sampler {
     rng: Rng,
     processor: LogitsProcessor,
     candidates: Candidates,
+    /// The logits with disallowed tokens at -inf.
+    masked: Vec<f32>,
 }
 
 impl Sampler {
@@ -42,16 +45,44 @@ impl Sampler {
             rng,
             processor: LogitsProcessor::new(params.penalties.clone(), prompt),
             candidates: Candidates::default(),
+            masked: Vec::new(),
         }
     }
 
     /// Chooses the next token and records it in the history.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        self.sample_within(logits, None)
+    }
+
+    /// Chooses the next token among `allowed` (all tokens when None) and
+    /// records it. Tokens outside the set are given no chance at all, as
+    /// if their logit were -inf; should every allowed logit be non-finite,
+    /// the lowest allowed id is chosen.
+    pub fn sample_within(&mut self, logits: &[f32], allowed: Option<&TokenMask>) -> u32 {
         let logits = self.processor.apply(logits);
-        let t = self
+        let logits = match allowed {
+            None => logits,
+            Some(mask) => {
+                self.masked.clear();
+                self.masked.extend(logits.iter().enumerate().map(|(i, &l)| {
+                    if mask.contains(i as u32) {
+                        l
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                }));
+                &self.masked
+            }
+        };
+        let mut t = self
             .candidates
             .filter(&self.params, logits)
             .draw(&mut self.rng);
+        if let Some(mask) = allowed {
+            if !mask.contains(t) {
+                t = mask.first().unwrap_or(t);
+            }
+        }
         self.processor.record(t);
         t
     }

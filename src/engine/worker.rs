@@ -4,6 +4,7 @@
 //! next token and moves on.
 
 use super::error::EngineError;
+use super::grammar::{Constraint, TokenTrie};
 use super::handle::{EngineHandle, EngineInfo, Job};
 use super::request::{Event, FinishReason, GenerateRequest, TokenLogprob, Usage};
 use super::sampler::{logprob_of, Sampler};
@@ -26,6 +27,8 @@ struct Engine<B: Backend> {
     model: Transformer<B>,
     tokenizer: Arc<Tokenizer>,
     scratch: Scratch<B>,
+    /// The vocabulary as a trie, built for the first constrained request.
+    trie: Option<Arc<TokenTrie>>,
 }
 
 /// Starts the engine thread for a loaded model and returns its handle.
@@ -49,6 +52,7 @@ pub fn spawn<B: Backend>(
         model,
         tokenizer,
         scratch,
+        trie: None,
     };
     let spawned = std::thread::Builder::new()
         .name("engine".into())
@@ -148,6 +152,14 @@ impl<B: Backend> Engine<B> {
             send(events, Event::PromptLogprobs(prompt_logprobs))?;
         }
 
+        let mut constraint = p.grammar.clone().map(|g| {
+            let tokenizer = self.tokenizer.clone();
+            let trie = self
+                .trie
+                .get_or_insert_with(|| Arc::new(TokenTrie::new(&tokenizer)))
+                .clone();
+            Constraint::new(g, trie, tokenizer)
+        });
         let mut sampler = Sampler::new(p, prompt);
         let tokenizer = self.tokenizer.clone();
         let mut decoder = IncrementalDecoder::new(&tokenizer, true);
@@ -164,11 +176,23 @@ impl<B: Backend> Engine<B> {
                 send_finish(events, FinishReason::Length, text, usage(generated), None)?;
                 return Ok(usage(generated));
             }
-            let id = sampler.sample(&last_logits);
+            let allowed = constraint.as_mut().map(|c| c.allowed());
+            if allowed.as_ref().is_some_and(|a| a.is_empty()) {
+                let msg =
+                    "constrained decoding reached a state no token of this vocabulary continues";
+                let _ = events.send(Err(EngineError::Internal(msg.into())));
+                return Err(Cancelled);
+            }
+            let id = sampler.sample_within(&last_logits, allowed.as_deref());
+            if let Some(c) = constraint.as_mut() {
+                c.accept(id);
+            }
             let logprob: Option<TokenLogprob> =
                 p.logprobs.map(|top| logprob_of(&last_logits, id, top));
             generated += 1;
-            if !p.ignore_eos && self.tokenizer.is_eog(id) {
+            // A grammar ends generation at its end-of-generation token,
+            // ignore_eos or not: nothing else may follow.
+            if (!p.ignore_eos || constraint.is_some()) && self.tokenizer.is_eog(id) {
                 let text = remaining_text(&mut decoder, &mut stops);
                 send(
                     events,
@@ -183,7 +207,14 @@ impl<B: Backend> Engine<B> {
             }
             let piece = decoder.push(id);
             match stops.push(&piece) {
-                StopOutcome::Continue(text) => send(events, Event::Token { id, text, logprob })?,
+                StopOutcome::Continue(text) => {
+                    send(events, Event::Token { id, text, logprob })?;
+                    if constraint.as_ref().is_some_and(|c| c.is_complete()) {
+                        let text = remaining_text(&mut decoder, &mut stops);
+                        send_finish(events, FinishReason::Stop, text, usage(generated), None)?;
+                        return Ok(usage(generated));
+                    }
+                }
                 StopOutcome::Stopped { text, stop } => {
                     send(events, Event::Token { id, text, logprob })?;
                     send_finish(

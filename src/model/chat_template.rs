@@ -1,13 +1,15 @@
 //! Chat templates as Hugging Face renders them: Jinja with `trim_blocks`
 //! and `lstrip_blocks`, Python string and dict methods (`.strip()`,
-//! `.startswith()`, `.items()` …), `raise_exception`, `strftime_now`, and
-//! the special-token strings as variables.
+//! `.startswith()`, `.items()` …), `raise_exception`, `strftime_now`,
+//! `tojson` spaced as Python's json.dumps, and the special-token strings as
+//! variables.
 
 use super::error::{ModelError, Result};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     bos_token: String,
     eos_token: String,
 }
@@ -27,10 +29,12 @@ impl ChatTemplate {
             },
         );
         env.add_function("strftime_now", strftime_now);
+        env.add_filter("tojson", super::py_json::tojson);
         env.add_template_owned(NAME, source.to_owned())
             .map_err(|e| ModelError::ChatTemplate(describe(&e)))?;
         Ok(ChatTemplate {
             env,
+            source: source.to_owned(),
             bos_token: bos_token.to_owned(),
             eos_token: eos_token.to_owned(),
         })
@@ -44,6 +48,12 @@ impl ChatTemplate {
                 .unwrap_or_default()
         };
         Self::new(source, &text(tokenizer.bos_id()), &text(tokenizer.eos_id()))
+    }
+
+    /// The Jinja source, for callers that recognise a model family's
+    /// conventions by it (its tool-call markup).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Renders `messages` (OpenAI-shaped JSON objects). `extra` holds

@@ -9,6 +9,7 @@ pub mod error;
 pub mod gguf;
 pub mod hf;
 pub mod loaded;
+mod py_json;
 mod rope_scaling;
 pub mod tensors;
 #[cfg(test)]

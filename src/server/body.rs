@@ -38,11 +38,19 @@ pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiErro
 
 pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<HttpBody> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
+    text_response(status, "application/json", body)
+}
+
+pub fn text_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<HttpBody> {
+    let mut resp = Response::new(Full::new(body.into()).boxed());
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     resp
 }

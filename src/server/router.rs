@@ -1,9 +1,10 @@
 //! Method + path to handler.
 
-use super::body::{json_response, read_json, sse_response, HttpBody};
+use super::body::{json_response, read_json, sse_response, text_response, HttpBody};
 use super::error::ApiError;
 use super::openai::{self, Reply};
 use super::state::AppState;
+use crate::telemetry::metrics;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
@@ -28,6 +29,12 @@ pub async fn route(
         if let Ok(v) = HeaderValue::from_str(&m.version_label()) {
             resp.headers_mut().insert(MODEL_VERSION, v);
         }
+        metrics::request_answered(
+            m.name(),
+            &m.version,
+            endpoint(&path),
+            resp.status().as_u16(),
+        );
     }
     // The access log names the request, never its prompt or completion.
     tracing::info!(
@@ -135,6 +142,11 @@ async fn dispatch(
             let body = read_json(req.into_body()).await?;
             reply(openai::chat::handle(state, body).await?)
         }
+        (Method::GET, "/metrics") => Ok(text_response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics::render(),
+        )),
         (Method::GET, "" | "/") => ok(json!({
             "name": "switchyard",
             "version": env!("CARGO_PKG_VERSION"),
@@ -144,6 +156,7 @@ async fn dispatch(
             m,
             "/health"
             | "/ready"
+            | "/metrics"
             | "/v1/models"
             | "/v1/completions"
             | "/v1/chat/completions"
@@ -152,6 +165,29 @@ async fn dispatch(
         ) => Err(ApiError::MethodNotAllowed(m.to_string())),
         (_, p) => Err(ApiError::NotFound(format!("no route for {p}"))),
     }
+}
+
+/// The route a path belongs to, for metric labels.
+fn endpoint(path: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/models",
+        "/tokenize",
+        "/detokenize",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/",
+    ];
+    let path = path.trim_end_matches('/');
+    if path.starts_with("/v1/models/") {
+        return "/v1/models/{id}";
+    }
+    KNOWN
+        .into_iter()
+        .find(|k| *k == path || (path.is_empty() && *k == "/"))
+        .unwrap_or("other")
 }
 
 fn reply(r: Reply) -> Result<Response<HttpBody>, ApiError> {

@@ -1,5 +1,6 @@
-//! Logging now; every metric name with its help text joins it in
-//! `metrics.rs`.
+//! Logging, and every metric name with its help text (`metrics.rs`).
+
+pub mod metrics;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {

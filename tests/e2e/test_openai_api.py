@@ -153,21 +153,6 @@ def test_out_of_range_fields_are_400(client, field, value):
     assert field in e.value.body["message"] or e.value.body["param"] == field
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"response_format": {"type": "json_object"}},
-        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
-    ],
-)
-def test_features_not_built_yet_are_refused_not_ignored(client, extra):
-    with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(
-            model=SERVED_NAME, messages=[{"role": "user", "content": "hi"}], max_tokens=2, extra_body=extra
-        )
-    assert "not supported yet" in e.value.body["message"]
-
-
 def test_context_overflow_is_400(client):
     with pytest.raises(openai.BadRequestError) as e:
         greedy(client, max_tokens=100_000)
@@ -279,3 +264,19 @@ def test_penalties_discourage_repeats(client):
     assert count(frequency_penalty=2.0) < plain
     assert count(presence_penalty=2.0) < plain
     assert count(extra_body={"repetition_penalty": 1.5}) < plain
+
+
+def test_metrics_are_prometheus_text(server, client):
+    greedy(client, max_tokens=1)
+    r = httpx.get(f"{server}/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    lines = r.text.splitlines()
+    assert "# TYPE switchyard_requests_total counter" in lines
+    answered = [
+        l for l in lines
+        if l.startswith("switchyard_requests_total{") and 'endpoint="/v1/completions"' in l and 'status="200"' in l
+    ]
+    assert answered and float(answered[0].rsplit(" ", 1)[1]) >= 1, r.text
+    assert any(l.startswith("switchyard_build_info{") for l in lines)
+    assert any(l.startswith("switchyard_model_info{") and f'model="{SERVED_NAME}"' in l for l in lines)

@@ -3,10 +3,12 @@
 use super::chat_stream::{self, Options};
 use super::collect::run_to_end;
 use super::logprobs::TokenNames;
+use super::prompt::{self, ChatOptions, ChatPrompt};
 use super::sampling::{check_logprobs, validate};
+use super::tool_output::{self, Answer, ToolCall};
 use super::types::ChatRequest;
 use super::{now_unix, request_id, resolve_model, usage_json, warn_unknown, Reply};
-use crate::engine::GenerateRequest;
+use crate::engine::{FinishReason, GenerateRequest};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use serde_json::{json, Value};
@@ -14,24 +16,19 @@ use serde_json::{json, Value};
 pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiError> {
     warn_unknown("/v1/chat/completions", &req.unknown);
     let model = resolve_model(state, req.model.as_deref())?;
-    let template = model.template.as_ref().ok_or_else(|| {
-        ApiError::bad(
-            format!(
-                "the model `{}` has no chat template; use /v1/completions",
-                model.name()
-            ),
-            "messages",
-        )
-    })?;
     if req.messages.is_empty() {
         return Err(ApiError::bad("messages must not be empty", "messages"));
     }
-    let messages = normalize_messages(req.messages)?;
-    let kwargs = req.chat_template_kwargs.unwrap_or_default();
-    let text = template.render(
-        &messages,
-        req.add_generation_prompt.unwrap_or(true),
-        &kwargs,
+    let ChatPrompt { text, tools } = prompt::render(
+        model,
+        req.messages,
+        ChatOptions {
+            tools: req.tools.as_deref(),
+            tool_choice: req.tool_choice.as_ref(),
+            parallel_tool_calls: req.parallel_tool_calls,
+            kwargs: req.chat_template_kwargs.unwrap_or_default(),
+            add_generation_prompt: req.add_generation_prompt.unwrap_or(true),
+        },
     )?;
     let prompt = model.tokenizer.encode(&text, false, true);
     let top = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
@@ -44,7 +41,12 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
         }
         (false, None) => None,
     };
-    let v = validate(req.sampling, &model.defaults)?;
+    let mut v = validate(req.sampling, &model.defaults)?;
+    // A required call outranks response_format: the reply is the call.
+    if let Some(g) = tools.as_ref().map(|t| t.grammar()).transpose()?.flatten() {
+        v.params.grammar = Some(g);
+    }
+    let tool_format = tools.as_ref().map(|t| t.format);
     let names = TokenNames {
         tokenizer: &model.tokenizer,
         as_ids: v.token_ids_as_text,
@@ -59,6 +61,7 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
             logprobs: top.is_some(),
             token_ids_as_text: v.token_ids_as_text,
             include_usage: v.include_usage,
+            tools: tool_format,
         };
         let params = (0..v.n).map(params_for).collect();
         model.engine.check_room()?;
@@ -92,11 +95,19 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
                 .collect();
             json!({ "content": content })
         });
+        let answer = match tool_format {
+            Some(f) => tool_output::parse(&done.text, f, &mut || request_id("call")),
+            None => Answer {
+                content: done.text,
+                calls: Vec::new(),
+            },
+        };
+        let finish = finish_reason(done.finish_reason, &answer);
         choices.push(json!({
             "index": i,
-            "message": { "role": "assistant", "content": done.text },
+            "message": message(answer),
             "logprobs": logprobs,
-            "finish_reason": done.finish_reason.as_str(),
+            "finish_reason": finish,
         }));
     }
     Ok(Reply::Json(json!({
@@ -110,55 +121,32 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
     })))
 }
 
-/// Checks each message and flattens array-of-parts content into the plain
-/// string most templates expect (text parts joined by newlines).
-pub(super) fn normalize_messages(messages: Vec<Value>) -> Result<Vec<Value>, ApiError> {
-    messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut m)| {
-            let obj = m.as_object_mut().ok_or_else(|| {
-                ApiError::bad(format!("messages[{i}] must be an object"), "messages")
-            })?;
-            match obj.get("role").and_then(Value::as_str) {
-                Some("system" | "user" | "assistant" | "tool" | "developer") => {}
-                Some(other) => {
-                    return Err(ApiError::bad(
-                        format!(
-                        "messages[{i}].role `{other}` is not one of system, user, assistant, tool"
-                    ),
-                        "messages",
-                    ))
-                }
-                None => {
-                    return Err(ApiError::bad(
-                        format!("messages[{i}] has no role"),
-                        "messages",
-                    ))
-                }
-            }
-            if let Some(Value::Array(parts)) = obj.get("content") {
-                let mut texts = Vec::new();
-                for (j, part) in parts.iter().enumerate() {
-                    match (
-                        part.get("type").and_then(Value::as_str),
-                        part.get("text").and_then(Value::as_str),
-                    ) {
-                        (Some("text"), Some(t)) => texts.push(t.to_owned()),
-                        (ty, _) => {
-                            return Err(ApiError::bad(
-                                format!(
-                                "messages[{i}].content[{j}]: only text parts are supported, got {}",
-                                ty.unwrap_or("no type")
-                            ),
-                                "messages",
-                            ))
-                        }
-                    }
-                }
-                obj.insert("content".into(), Value::String(texts.join("\n")));
-            }
-            Ok(m)
-        })
-        .collect()
+/// The assistant message: content (null when the reply is only calls),
+/// and tool calls when there are any.
+fn message(answer: Answer) -> Value {
+    let mut m = json!({"role": "assistant", "content": answer.content});
+    if !answer.calls.is_empty() {
+        if answer.content.is_empty() {
+            m["content"] = Value::Null;
+        }
+        m["tool_calls"] = answer.calls.iter().map(call_json).collect();
+    }
+    m
+}
+
+fn call_json(c: &ToolCall) -> Value {
+    json!({
+        "id": c.id,
+        "type": "function",
+        "function": {"name": c.name, "arguments": c.arguments},
+    })
+}
+
+/// `tool_calls` when the reply ended by itself with calls in it.
+pub(super) fn finish_reason(reason: FinishReason, answer: &Answer) -> &'static str {
+    if reason == FinishReason::Stop && !answer.calls.is_empty() {
+        "tool_calls"
+    } else {
+        reason.as_str()
+    }
 }

@@ -3,9 +3,12 @@
 //! delta (and logprobs entry), a last chunk with the finish reason,
 //! optionally a usage chunk, then `[DONE]`.
 
+use super::chat::finish_reason;
 use super::chunks::{report, submit, ChunkHeader};
 use super::logprobs::TokenNames;
 use super::request_id;
+use super::tool_output::{Answer, Splitter};
+use super::tools::ToolFormat;
 use crate::engine::{Event, GenerateRequest, SamplingParams};
 use crate::server::error::ApiError;
 use crate::server::sse::{self, SseBody};
@@ -14,10 +17,29 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc::Sender;
 
+/// What is left to send at the end: held-back content, then each call as
+/// two deltas, its name and then its arguments, as OpenAI streams them.
+fn final_deltas(answer: Answer) -> Vec<Value> {
+    let mut out = Vec::new();
+    if !answer.content.is_empty() {
+        out.push(json!({"content": answer.content}));
+    }
+    for (i, c) in answer.calls.iter().enumerate() {
+        out.push(json!({"tool_calls": [{
+            "index": i, "id": c.id, "type": "function",
+            "function": {"name": c.name, "arguments": ""},
+        }]}));
+        out.push(json!({"tool_calls": [{"index": i, "function": {"arguments": c.arguments}}]}));
+    }
+    out
+}
+
 pub struct Options {
     pub logprobs: bool,
     pub token_ids_as_text: bool,
     pub include_usage: bool,
+    /// Tool calls may come, written in this format.
+    pub tools: Option<ToolFormat>,
 }
 
 /// One choice per entry of `params`, all on the same prompt.
@@ -67,11 +89,16 @@ async fn run(
         if tx.send(sse::event(&first)).await.is_err() {
             return;
         }
+        let mut splitter = opts.tools.map(Splitter::new);
         while let Some(event) = stream.next().await {
             let msg = match event {
                 Err(e) => return report(&tx, ApiError::from(e)).await,
                 Ok(Event::PromptLogprobs(_)) => continue,
                 Ok(Event::Token { text, logprob, .. }) => {
+                    let text = match splitter.as_mut() {
+                        Some(s) => s.push(&text),
+                        None => text,
+                    };
                     let lp = logprob
                         .filter(|_| opts.logprobs)
                         .map(|lp| json!({"content": [names.chat_entry(&lp)]}));
@@ -88,12 +115,29 @@ async fn run(
                 }) => {
                     prompt_tokens = usage.prompt_tokens;
                     completion_tokens += usage.completion_tokens;
-                    let delta = if text.is_empty() {
-                        json!({})
-                    } else {
-                        json!({"content": text})
+                    let answer = match splitter.take() {
+                        Some(mut s) => {
+                            let held = s.push(&text);
+                            let mut a = s.finish(&mut || request_id("call"));
+                            a.content.insert_str(0, &held);
+                            a
+                        }
+                        None => Answer {
+                            content: text,
+                            calls: Vec::new(),
+                        },
                     };
-                    let last = chunk(index, delta, None, Some(reason.as_str()));
+                    let finish = finish_reason(reason, &answer);
+                    for delta in final_deltas(answer) {
+                        if tx
+                            .send(sse::event(&chunk(index, delta, None, None)))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    let last = chunk(index, json!({}), None, Some(finish));
                     if tx.send(sse::event(&last)).await.is_err() {
                         return;
                     }

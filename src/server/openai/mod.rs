@@ -8,8 +8,12 @@ pub mod completions;
 mod completions_stream;
 mod logprobs;
 pub mod models;
+mod prompt;
+mod response_format;
 mod sampling;
 pub mod tokenize;
+mod tool_output;
+mod tools;
 pub mod types;
 
 use super::error::ApiError;

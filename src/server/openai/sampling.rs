@@ -1,6 +1,7 @@
 //! From the request's sampling fields to the engine's parameters, with
 //! every out-of-range value refused by name.
 
+use super::response_format;
 use super::types::SamplingFields;
 use crate::engine::{Penalties, SamplingParams};
 use crate::model::hf::GenerationDefaults;
@@ -98,23 +99,7 @@ pub fn validate(
         ));
     }
     let penalties = penalties(&f)?;
-    // Fields whose meaning is not implemented yet are refused, never
-    // silently ignored: the client would believe they took effect.
-    let unsupported = [
-        (
-            "response_format",
-            f.response_format
-                .as_ref()
-                .is_some_and(|r| r.get("type").and_then(|t| t.as_str()) != Some("text")),
-        ),
-        ("tools", f.tools.as_ref().is_some_and(|t| !t.is_empty())),
-    ];
-    if let Some((name, _)) = unsupported.iter().find(|(_, used)| *used) {
-        return Err(ApiError::bad(
-            format!("{name} is not supported yet; leave it out"),
-            name,
-        ));
-    }
+    let grammar = response_format::grammar(f.response_format.as_ref())?;
     let max_tokens = match f.max_completion_tokens.or(f.max_tokens) {
         None => None,
         Some(m) if m < 1 => {
@@ -142,6 +127,7 @@ pub fn validate(
             ignore_eos: f.ignore_eos.unwrap_or(false),
             logprobs: None,
             prompt_logprobs: None,
+            grammar,
         },
         n: n as usize,
         token_ids_as_text: f.return_tokens_as_token_ids.unwrap_or(false),

@@ -1,6 +1,7 @@
 //! POST /tokenize and /detokenize, in vLLM's shapes (llama.cpp's
 //! `content` / `add_special` names are accepted too).
 
+use super::prompt::{self, ChatOptions};
 use super::resolve_model;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -16,6 +17,9 @@ pub struct TokenizeRequest {
     #[serde(alias = "add_special")]
     pub add_special_tokens: Option<bool>,
     pub add_generation_prompt: Option<bool>,
+    pub tools: Option<Vec<Value>>,
+    pub tool_choice: Option<Value>,
+    pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -33,16 +37,14 @@ pub fn tokenize(state: &AppState, req: TokenizeRequest) -> Result<Value, ApiErro
                 .encode(&text, req.add_special_tokens.unwrap_or(true), true)
         }
         (None, Some(messages)) => {
-            let template = model
-                .template
-                .as_ref()
-                .ok_or_else(|| ApiError::bad("this model has no chat template", "messages"))?;
-            let messages = super::chat::normalize_messages(messages)?;
-            let text = template.render(
-                &messages,
-                req.add_generation_prompt.unwrap_or(true),
-                &Default::default(),
-            )?;
+            let opts = ChatOptions {
+                tools: req.tools.as_deref(),
+                tool_choice: req.tool_choice.as_ref(),
+                parallel_tool_calls: None,
+                kwargs: req.chat_template_kwargs.unwrap_or_default(),
+                add_generation_prompt: req.add_generation_prompt.unwrap_or(true),
+            };
+            let text = prompt::render(model, messages, opts)?.text;
             model
                 .tokenizer
                 .encode(&text, req.add_special_tokens.unwrap_or(false), true)

@@ -56,7 +56,6 @@ pub struct SamplingFields {
     pub return_tokens_as_token_ids: Option<bool>,
     pub logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
     pub response_format: Option<serde_json::Value>,
-    pub tools: Option<Vec<serde_json::Value>>,
     pub user: Option<String>,
 }
 
@@ -81,6 +80,9 @@ pub struct ChatRequest {
     pub top_logprobs: Option<i64>,
     pub add_generation_prompt: Option<bool>,
     pub chat_template_kwargs: Option<serde_json::Map<String, serde_json::Value>>,
+    pub tools: Option<Vec<serde_json::Value>>,
+    pub tool_choice: Option<serde_json::Value>,
+    pub parallel_tool_calls: Option<bool>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
     /// Whatever else the body held (logged, then ignored).

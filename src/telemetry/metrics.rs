@@ -1,0 +1,80 @@
+//! Every metric switchyard exports: its name, unit and help text live here
+//! and nowhere else; dashboards and alert rules use only these names.
+//! Values go to the `metrics` facade; the Prometheus recorder installed at
+//! start renders them for GET /metrics.
+
+use metrics::{describe_counter, describe_gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+pub const REQUESTS_TOTAL: &str = "switchyard_requests_total";
+pub const BUILD_INFO: &str = "switchyard_build_info";
+pub const MODEL_INFO: &str = "switchyard_model_info";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process) and describes every
+/// metric. Later calls are no-ops.
+pub fn install() -> Result<(), String> {
+    if HANDLE.get().is_some() {
+        return Ok(());
+    }
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("installing the metrics recorder: {e}"))?;
+    let _ = HANDLE.set(handle);
+    describe();
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => commit())
+        .set(1.0);
+    Ok(())
+}
+
+fn describe() {
+    describe_counter!(
+        REQUESTS_TOTAL,
+        "HTTP requests answered, by model, version, endpoint and status code"
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the labels name the build");
+    describe_gauge!(
+        MODEL_INFO,
+        "Always 1 per served model version; the labels describe it"
+    );
+}
+
+/// The git commit the binary was built from, when the build knew it.
+fn commit() -> &'static str {
+    option_env!("SWITCHYARD_COMMIT").unwrap_or("unknown")
+}
+
+/// Marks a model version as served.
+pub fn model_served(model: &str, version: &str, quantization: &str) {
+    metrics::gauge!(
+        MODEL_INFO,
+        "model" => model.to_owned(),
+        "version" => version.to_owned(),
+        "quantization" => quantization.to_owned(),
+        "role" => "stable"
+    )
+    .set(1.0);
+}
+
+/// One answered request. `endpoint` is a known route or `other`, so the
+/// label stays bounded whatever paths clients send.
+pub fn request_answered(model: &str, version: &str, endpoint: &'static str, status: u16) {
+    metrics::counter!(
+        REQUESTS_TOTAL,
+        "model" => model.to_owned(),
+        "version" => version.to_owned(),
+        "endpoint" => endpoint,
+        "status" => status.to_string()
+    )
+    .increment(1);
+}
+
+/// The Prometheus text exposition of every metric; empty before `install`.
+pub fn render() -> String {
+    HANDLE
+        .get()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
+}
