@@ -4,11 +4,13 @@
 
 pub mod bytes;
 pub mod cpu;
+pub mod kv;
 pub mod quant;
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use bytes::SharedBytes;
+pub use kv::{KvBatch, KvDtype, KvShape};
 pub use quant::WeightFormat;
 
 /// How rotary position embedding pairs dimensions.
@@ -91,12 +93,8 @@ pub trait Backend: Send + Sync + 'static {
     /// A buffer of `rows` × `cols`; `resize` changes its row count in place.
     fn buffer(&self, rows: usize, cols: usize) -> Self::Buffer;
     fn resize(&self, buf: &mut Self::Buffer, rows: usize);
-    fn kv_cache(
-        &self,
-        layers: usize,
-        capacity: usize,
-        kv_dim: usize,
-    ) -> Result<Self::KvCache, BackendError>;
+    /// A pool of KV blocks of the given shape.
+    fn kv_cache(&self, shape: KvShape) -> Result<Self::KvCache, BackendError>;
 
     /// out[i] = table[ids[i]]
     fn embed(&self, table: &Self::Matrix, ids: &[u32], out: &mut Self::Buffer);
@@ -105,9 +103,9 @@ pub trait Backend: Send + Sync + 'static {
     fn matmul(&self, x: &Self::Buffer, w: &Self::Matrix, out: &mut Self::Buffer);
     /// Rotates the first `rope.dims` of every head of every row.
     fn rope(&self, x: &mut Self::Buffer, positions: &[u32], head_dim: usize, rope: &Rope);
-    /// Stores the step's keys and values at `positions` of `layer`, then
-    /// computes causal attention of `q` over everything cached up to each
-    /// row's position.
+    /// Stores the step's keys and values of `layer` in the slots `batch`
+    /// gives each row, then computes causal attention of every row's query
+    /// over its own sequence's cached positions up to its own.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -116,7 +114,7 @@ pub trait Backend: Send + Sync + 'static {
         v: &Self::Buffer,
         cache: &mut Self::KvCache,
         layer: usize,
-        positions: &[u32],
+        batch: &KvBatch,
         heads: Heads,
         out: &mut Self::Buffer,
     );

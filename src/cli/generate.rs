@@ -30,6 +30,8 @@ pub struct GenerateArgs {
     /// Compute threads (default: physical cores).
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    engine: super::engine_args::EngineArgs,
     prompt: String,
 }
 
@@ -52,7 +54,14 @@ pub fn run(a: GenerateArgs) -> CliResult {
     } else {
         loaded.tokenizer.encode(&a.prompt, true, true)
     };
-    let handle = engine::spawn(backend, loaded.model, loaded.tokenizer.clone(), 0);
+    let handle = engine::spawn(
+        backend,
+        loaded.model,
+        loaded.tokenizer.clone(),
+        &a.engine.config()?,
+        &a.engine.budget()?,
+    )
+    .map_err(|e| e.to_string())?;
     let params = SamplingParams {
         temperature: a.temperature,
         top_p: a.top_p,
@@ -64,7 +73,11 @@ pub fn run(a: GenerateArgs) -> CliResult {
     let started = std::time::Instant::now();
     let mut first_token = None;
     let mut stream = handle
-        .submit(GenerateRequest { prompt, params })
+        .submit(GenerateRequest {
+            prompt,
+            params,
+            priority: 0,
+        })
         .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     while let Some(event) = stream.blocking_next() {

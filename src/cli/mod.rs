@@ -1,5 +1,6 @@
 //! Command-line parsing and the subcommands; nothing else.
 
+mod engine_args;
 mod generate;
 mod models;
 mod resolve;

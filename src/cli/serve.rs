@@ -1,6 +1,7 @@
 //! `switchyard serve`: bind first (so /ready can say "loading"), load the
 //! model in the background, serve until Ctrl-C or SIGTERM.
 
+use super::engine_args::EngineArgs;
 use super::{resolve::ModelArgs, CliResult};
 use crate::backend::cpu::{pool, ComputePool, CpuBackend};
 use crate::engine::{self, GenerateRequest, SamplingParams};
@@ -38,10 +39,8 @@ pub struct ServeArgs {
     /// Seconds requests in flight may take to finish after that.
     #[arg(long, default_value_t = 30.0)]
     shutdown_timeout: f64,
-    /// Requests that may wait behind the running ones; past it, requests
-    /// are answered 429 with Retry-After.
-    #[arg(long, default_value_t = 1024)]
-    max_queue: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// A Jinja chat template to use instead of the model's own: a file, or
     /// the template itself.
     #[arg(long)]
@@ -77,11 +76,12 @@ async fn serve(a: ServeArgs) -> CliResult {
         let limits = Limits {
             max_model_len: a.max_model_len,
             default_max_tokens: a.default_max_tokens,
-            max_queue: a.max_queue,
+            engine: a.engine.config()?,
             chat_template: a.chat_template.clone(),
         };
+        let budget = a.engine.budget()?;
         tokio::task::spawn_blocking(move || {
-            load_and_start(&state, &model_args, names, limits, threads)
+            load_and_start(&state, &model_args, names, limits, &budget, threads)
         })
     };
     let shutdown = async {
@@ -127,7 +127,7 @@ async fn serve(a: ServeArgs) -> CliResult {
 struct Limits {
     max_model_len: Option<usize>,
     default_max_tokens: Option<usize>,
-    max_queue: usize,
+    engine: engine::EngineConfig,
     chat_template: Option<String>,
 }
 
@@ -136,6 +136,7 @@ fn load_and_start(
     model_args: &ModelArgs,
     mut names: Vec<String>,
     limits: Limits,
+    budget: &Arc<engine::KvBudget>,
     threads: usize,
 ) -> CliResult {
     let source = model_args.source()?;
@@ -180,14 +181,18 @@ fn load_and_start(
         backend,
         loaded.model,
         loaded.tokenizer.clone(),
-        limits.max_queue,
-    );
+        &limits.engine,
+        budget,
+    )
+    .map_err(|e| e.to_string())?;
     warm_up(&handle)?;
     tracing::info!(
         model = %names[0],
         source = ?source,
         weights = %loaded.weights,
         backend = %backend_name,
+        kv_tokens = handle.info().kv_tokens,
+        max_num_seqs = handle.info().max_num_seqs,
         ms = started.elapsed().as_millis() as u64,
         "model ready"
     );
@@ -218,6 +223,7 @@ fn warm_up(handle: &engine::EngineHandle) -> CliResult {
                 ignore_eos: true,
                 ..SamplingParams::default()
             },
+            priority: 0,
         })
         .map_err(|e| format!("warm-up: {e}"))?;
     while let Some(event) = stream.blocking_next() {

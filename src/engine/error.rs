@@ -20,6 +20,10 @@ pub enum EngineError {
         waiting: usize,
         retry_after_s: u64,
     },
+    #[error("the request needs {needed} tokens of KV cache (prompt plus max_tokens), more than the whole cache holds ({capacity}); lower max_tokens or shorten the prompt")]
+    LargerThanCache { needed: usize, capacity: usize },
+    #[error("engine configuration: {0}")]
+    Config(String),
     #[error("the engine has stopped")]
     Stopped,
     #[error("the engine failed while running this request: {0}")]

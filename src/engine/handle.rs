@@ -1,10 +1,10 @@
 //! The engine's public face: a cloneable handle that takes requests and
 //! gives back a stream of events. Dropping the stream cancels the request.
-//! Whatever runs behind the handle (one request at a time today, the
-//! continuous-batching scheduler later) keeps this interface.
+//! Behind it runs the continuous-batching engine thread.
 
 use super::error::EngineError;
 use super::request::{Event, GenerateRequest};
+use super::stats::{EngineSnapshot, EngineStats};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -17,11 +17,16 @@ pub(crate) struct Job {
     pub _admission: Admission,
 }
 
-/// Requests one engine runs at once; the rest wait in its queue.
-pub const RUNNING_AT_ONCE: usize = 1;
-
 /// One admitted request, counted until dropped.
 pub(crate) struct Admission(Arc<AtomicUsize>);
+
+#[cfg(test)]
+impl Admission {
+    /// A place counted nowhere, for driving an engine without a handle.
+    pub(crate) fn unmetered() -> Self {
+        Admission(Arc::new(AtomicUsize::new(1)))
+    }
+}
 
 impl Drop for Admission {
     fn drop(&mut self) {
@@ -35,6 +40,10 @@ pub struct EngineInfo {
     pub context_length: usize,
     pub vocab_size: usize,
     pub backend: String,
+    /// Sequences that run at once; more wait in the queue.
+    pub max_num_seqs: usize,
+    /// Token positions the whole KV cache holds.
+    pub kv_tokens: usize,
 }
 
 #[derive(Clone)]
@@ -46,6 +55,7 @@ pub struct EngineHandle {
     admitted: Arc<AtomicUsize>,
     /// The most requests that may wait behind the running ones.
     max_waiting: usize,
+    stats: Arc<EngineStats>,
 }
 
 impl EngineHandle {
@@ -54,6 +64,7 @@ impl EngineHandle {
         alive: Arc<AtomicBool>,
         info: EngineInfo,
         max_waiting: usize,
+        stats: Arc<EngineStats>,
     ) -> Self {
         EngineHandle {
             jobs,
@@ -61,7 +72,13 @@ impl EngineHandle {
             info: Arc::new(info),
             admitted: Arc::new(AtomicUsize::new(0)),
             max_waiting,
+            stats,
         }
+    }
+
+    /// The engine's state after its latest step.
+    pub fn stats(&self) -> EngineSnapshot {
+        self.stats.snapshot()
     }
 
     /// Requests admitted and not yet done (running and waiting).
@@ -90,12 +107,12 @@ impl EngineHandle {
     }
 
     fn capacity(&self) -> usize {
-        RUNNING_AT_ONCE.saturating_add(self.max_waiting)
+        self.info.max_num_seqs.saturating_add(self.max_waiting)
     }
 
     fn full(&self) -> EngineError {
         EngineError::QueueFull {
-            running: RUNNING_AT_ONCE,
+            running: self.info.max_num_seqs,
             waiting: self.max_waiting,
             // A request's duration is unknown before it runs; one second is
             // a short, honest back-off for clients to start from.
@@ -132,6 +149,13 @@ impl EngineHandle {
                 context,
                 prompt,
                 max_tokens: request.params.max_tokens,
+            });
+        }
+        let needed = prompt + request.params.max_tokens;
+        if needed > self.info.kv_tokens {
+            return Err(EngineError::LargerThanCache {
+                needed,
+                capacity: self.info.kv_tokens,
             });
         }
         let admission = self.admit()?;
@@ -177,6 +201,7 @@ mod tests {
                 max_tokens: 4,
                 ..SamplingParams::default()
             },
+            priority: 0,
         }
     }
 
@@ -188,8 +213,17 @@ mod tests {
             context_length: 64,
             vocab_size: 16,
             backend: "none".into(),
+            max_num_seqs: 1,
+            kv_tokens: 32,
         };
-        let h = EngineHandle::new(tx, Arc::new(AtomicBool::new(true)), info, max_waiting);
+        let stats = Arc::new(EngineStats::default());
+        let h = EngineHandle::new(
+            tx,
+            Arc::new(AtomicBool::new(true)),
+            info,
+            max_waiting,
+            stats,
+        );
         (h, rx)
     }
 
@@ -229,6 +263,19 @@ mod tests {
         let mut bad = request();
         bad.prompt = vec![99];
         assert!(h.submit(bad).is_err());
+        let mut huge = request();
+        huge.params.max_tokens = 40;
+        let e = h.submit(huge).err().unwrap();
+        assert!(
+            matches!(
+                e,
+                EngineError::LargerThanCache {
+                    needed: 43,
+                    capacity: 32
+                }
+            ),
+            "{e}"
+        );
         assert_eq!(h.load(), 0);
     }
 }

@@ -1,20 +1,28 @@
 //! The engine: one per loaded model version. Requests in through an
-//! `EngineHandle`, token events out; scheduling, sampling, stop conditions
+//! `EngineHandle`, token events out; continuous batching (scheduler,
+//! paged KV blocks, prefix cache, preemption), sampling, stop conditions
 //! and incremental detokenization live here. Knows nothing of HTTP.
 
+mod config;
 mod error;
 pub mod grammar;
 mod handle;
+mod kv;
+mod output;
 mod penalties;
 mod request;
 mod rng;
 pub mod sampler;
+mod scheduler;
+mod stats;
 mod stop;
 mod worker;
 
+pub use config::{parse_memory, physical_memory, EngineConfig, KvBudget};
 pub use error::EngineError;
 pub use handle::{EngineHandle, EngineInfo, RequestStream};
 pub use request::{
     Event, FinishReason, GenerateRequest, Penalties, SamplingParams, TokenLogprob, Usage,
 };
+pub use stats::{EngineSnapshot, EngineStats};
 pub use worker::spawn;

@@ -54,6 +54,8 @@ impl Default for SamplingParams {
 pub struct GenerateRequest {
     pub prompt: Vec<u32>,
     pub params: SamplingParams,
+    /// Lower runs first (as in vLLM); ties go by arrival.
+    pub priority: i32,
 }
 
 /// A token's log-probability and the best alternatives at its position.

@@ -1,34 +1,289 @@
-//! The engine thread: takes one request at a time, prefills its prompt in
-//! chunks, then decodes token by token until a stop condition, streaming
-//! events as it goes. It never awaits; it notices a dropped stream at the
-//! next token and moves on.
+//! The engine thread: a loop of steps. Each step takes in new requests,
+//! drops the cancelled ones, asks the scheduler which tokens to compute,
+//! runs them as ONE forward pass over every sequence in the step (decode
+//! tokens and prefill chunks together), then lets each sequence that
+//! caught up pick its next token. It never awaits; it sleeps only when it
+//! has nothing to run.
 
+use super::config::{EngineConfig, KvBudget, KvReservation};
 use super::error::EngineError;
-use super::grammar::{Constraint, TokenTrie};
+use super::grammar::TokenTrie;
 use super::handle::{EngineHandle, EngineInfo, Job};
-use super::request::{Event, FinishReason, GenerateRequest, TokenLogprob, Usage};
-use super::sampler::{logprob_of, Sampler};
-use super::stop::{StopMatcher, StopOutcome};
-use crate::backend::Backend;
-use crate::model::tokenizer::{IncrementalDecoder, Tokenizer};
+use super::kv::BlockPool;
+use super::output::{Next, Output};
+use super::scheduler::{Plan, Scheduler, SchedulerConfig, SeqId};
+use super::stats::{EngineSnapshot, EngineStats};
+use crate::backend::{Backend, KvBatch};
+use crate::model::tokenizer::Tokenizer;
 use crate::model::{Scratch, Transformer};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use tokio::sync::mpsc::UnboundedSender;
 
-/// Prompt tokens per forward pass during prefill: large enough for the
-/// matmuls to reuse each dequantized weight panel, small enough to bound
-/// activation memory.
-const PREFILL_CHUNK: usize = 256;
-
-struct Engine<B: Backend> {
+pub(super) struct Engine<B: Backend> {
     backend: B,
     model: Transformer<B>,
     tokenizer: Arc<Tokenizer>,
     scratch: Scratch<B>,
+    cache: B::KvCache,
+    /// The pool's bytes, held against the process budget.
+    _reservation: KvReservation,
+    pub(super) scheduler: Scheduler,
+    outputs: HashMap<SeqId, Output>,
+    next_id: SeqId,
     /// The vocabulary as a trie, built for the first constrained request.
     trie: Option<Arc<TokenTrie>>,
+    batch: KvBatch,
+    ids: Vec<u32>,
+    logit_rows: Vec<usize>,
+    pub(super) stats: Arc<EngineStats>,
+    steps: u64,
+}
+
+impl<B: Backend> Engine<B> {
+    /// Sizes the block pool from what the budget has left: enough for
+    /// every seat at full context if that much is left, else what is.
+    pub(super) fn new(
+        backend: B,
+        model: Transformer<B>,
+        tokenizer: Arc<Tokenizer>,
+        config: &EngineConfig,
+        budget: &Arc<KvBudget>,
+    ) -> Result<Self, EngineError> {
+        config.validate().map_err(EngineError::Config)?;
+        let bs = config.block_size;
+        let block_bytes = model.kv_shape(1, bs, config.kv_dtype).block_bytes();
+        let context_blocks = model.config.context_length.div_ceil(bs);
+        let wanted = config.max_num_seqs * context_blocks * block_bytes;
+        // At least one block per seat and a few more: below that nothing
+        // useful runs.
+        let at_least = (config.max_num_seqs + 4) * block_bytes;
+        let reservation = budget.reserve(wanted, at_least).ok_or_else(|| {
+            EngineError::Config(format!(
+                "the KV cache budget has {} MiB left; this model needs at least {} MiB for {} sequences",
+                budget.left() >> 20,
+                at_least.div_ceil(1 << 20),
+                config.max_num_seqs
+            ))
+        })?;
+        let blocks = reservation.bytes() / block_bytes;
+        let cache = backend
+            .kv_cache(model.kv_shape(blocks, bs, config.kv_dtype))
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let scheduler = Scheduler::new(
+            SchedulerConfig {
+                max_num_seqs: config.max_num_seqs,
+                max_num_batched_tokens: config.max_num_batched_tokens,
+                prefix_caching: config.prefix_caching,
+            },
+            BlockPool::new(blocks, bs),
+        );
+        Ok(Engine {
+            scratch: model.scratch(&backend),
+            backend,
+            model,
+            tokenizer,
+            cache,
+            _reservation: reservation,
+            scheduler,
+            outputs: HashMap::new(),
+            next_id: 0,
+            trie: None,
+            batch: KvBatch::new(bs),
+            ids: Vec::new(),
+            logit_rows: Vec::new(),
+            stats: Arc::new(EngineStats::default()),
+            steps: 0,
+        })
+    }
+
+    pub(super) fn info(&self, config: &EngineConfig) -> EngineInfo {
+        let pool = self.scheduler.pool();
+        EngineInfo {
+            context_length: self.model.config.context_length,
+            vocab_size: self.model.config.vocab_size,
+            backend: self.backend.describe(),
+            max_num_seqs: config.max_num_seqs,
+            kv_tokens: pool.total() * pool.block_size(),
+        }
+    }
+
+    pub(super) fn add(&mut self, job: Job) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let priority = job.request.priority;
+        let tokenizer = self.tokenizer.clone();
+        let trie = &mut self.trie;
+        let output = Output::new(
+            job,
+            tokenizer.clone(),
+            || {
+                trie.get_or_insert_with(|| Arc::new(TokenTrie::new(&tokenizer)))
+                    .clone()
+            },
+            self.model.config.context_length,
+        );
+        let reuses_cache = !output.wants_prompt_logits();
+        self.scheduler
+            .add(id, output.prompt().to_vec(), priority, reuses_cache);
+        self.outputs.insert(id, output);
+    }
+
+    pub(super) fn is_idle(&self) -> bool {
+        self.scheduler.is_idle()
+    }
+
+    /// Frees the sequences whose clients left.
+    fn drop_cancelled(&mut self) {
+        let gone: Vec<SeqId> = self
+            .outputs
+            .iter()
+            .filter(|(_, o)| o.is_cancelled())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in gone {
+            self.end(id);
+        }
+    }
+
+    fn end(&mut self, id: SeqId) {
+        self.scheduler.finish(id);
+        if let Some(out) = self.outputs.remove(&id) {
+            let usage = out.usage();
+            tracing::debug!(
+                prompt = usage.prompt_tokens,
+                completion = usage.completion_tokens,
+                elapsed_ms = out.submitted.elapsed().as_millis() as u64,
+                "request done"
+            );
+        }
+    }
+
+    /// One step: schedule, run the forward pass, hand out the logits.
+    /// Returns the plan it ran (empty when there was nothing to do).
+    pub(super) fn step(&mut self) -> Plan {
+        self.drop_cancelled();
+        let plan = self.scheduler.schedule();
+        if plan.items.is_empty() {
+            self.publish_stats();
+            return plan;
+        }
+        self.batch.clear();
+        self.ids.clear();
+        self.logit_rows.clear();
+        for it in &plan.items {
+            let (Some(seq), Some(out)) = (self.scheduler.get(it.seq), self.outputs.get(&it.seq))
+            else {
+                continue;
+            };
+            let first_row = self.ids.len();
+            self.batch
+                .push_sequence(&seq.blocks, it.start..it.start + it.len);
+            self.ids
+                .extend_from_slice(&seq.tokens[it.start..it.start + it.len]);
+            if out.wants_prompt_logits() {
+                self.logit_rows.extend(first_row..first_row + it.len);
+            } else if it.start + it.len == seq.tokens.len() {
+                self.logit_rows.push(first_row + it.len - 1);
+            }
+        }
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.model.forward(
+                &self.backend,
+                &mut self.scratch,
+                &mut self.cache,
+                &self.ids,
+                &self.batch,
+                &self.logit_rows,
+            )
+        }));
+        let logits = match ran {
+            Ok(l) => l,
+            Err(panic) => {
+                let msg = panic_message(panic);
+                tracing::error!(error = %msg, "a forward pass panicked; its requests fail, the engine goes on");
+                for it in &plan.items {
+                    if let Some(out) = self.outputs.get(&it.seq) {
+                        out.fail(EngineError::Internal(msg.clone()));
+                    }
+                    self.end(it.seq);
+                }
+                self.publish_stats();
+                return plan;
+            }
+        };
+        self.hand_out(&plan, &logits);
+        self.steps += 1;
+        self.publish_stats();
+        plan
+    }
+
+    pub(super) fn publish_stats(&self) {
+        let s = &self.scheduler;
+        let cache = s.cache_stats();
+        self.stats.publish(&EngineSnapshot {
+            running: s.running() as u64,
+            waiting: s.waiting() as u64,
+            kv_blocks_used: s.pool().in_use() as u64,
+            kv_blocks_total: s.pool().total() as u64,
+            prefix_queried_tokens: cache.queried_tokens,
+            prefix_hit_tokens: cache.hit_tokens,
+            preemptions: s.preemptions(),
+            steps: self.steps,
+        });
+    }
+
+    /// Gives each sequence of the step its rows of logits, in the order
+    /// the rows were laid out.
+    fn hand_out(&mut self, plan: &Plan, logits: &[f32]) {
+        let vocab = self.model.config.vocab_size;
+        let mut rows = logits.chunks_exact(vocab);
+        for it in &plan.items {
+            self.scheduler.advance(it.seq, it.len);
+            let (Some(seq), Some(out)) =
+                (self.scheduler.get(it.seq), self.outputs.get_mut(&it.seq))
+            else {
+                continue;
+            };
+            let caught_up = seq.pending() == 0;
+            let mut last = None;
+            if out.wants_prompt_logits() {
+                for pos in it.start..it.start + it.len {
+                    let row = rows.next().unwrap_or(&[]);
+                    out.prompt_row(pos, row);
+                    last = Some(row);
+                }
+            } else if caught_up {
+                last = rows.next();
+            }
+            if !caught_up {
+                continue;
+            }
+            let Some(row) = last.filter(|r| r.len() == vocab) else {
+                continue;
+            };
+            let next = std::panic::catch_unwind(AssertUnwindSafe(|| out.next_token(row)))
+                .unwrap_or_else(|panic| {
+                    let msg = panic_message(panic);
+                    tracing::error!(error = %msg, "sampling panicked; the request fails");
+                    out.fail(EngineError::Internal(msg));
+                    Next::Done
+                });
+            match next {
+                Next::Continue(token) => self.scheduler.append(it.seq, token),
+                Next::Done => self.end(it.seq),
+            }
+        }
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Starts the engine thread for a loaded model and returns its handle.
@@ -36,244 +291,70 @@ pub fn spawn<B: Backend>(
     backend: B,
     model: Transformer<B>,
     tokenizer: Arc<Tokenizer>,
-    max_waiting: usize,
-) -> EngineHandle {
-    let info = EngineInfo {
-        context_length: model.config.context_length,
-        vocab_size: model.config.vocab_size,
-        backend: backend.describe(),
-    };
+    config: &EngineConfig,
+    budget: &Arc<KvBudget>,
+) -> Result<EngineHandle, EngineError> {
+    let mut engine = Engine::new(backend, model, tokenizer, config, budget)?;
+    engine.publish_stats();
+    let info = engine.info(config);
+    let stats = engine.stats.clone();
     let (tx, rx) = mpsc::channel::<Job>();
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
-    let scratch = model.scratch(&backend);
-    let mut engine = Engine {
-        backend,
-        model,
-        tokenizer,
-        scratch,
-        trie: None,
-    };
-    let spawned = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
-            while let Ok(job) = rx.recv() {
-                let events = job.events.clone();
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| engine.run(job)));
-                if let Err(panic) = outcome {
-                    let msg = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    tracing::error!(error = %msg, "engine step panicked; the request fails, the engine goes on");
-                    let _ = events.send(Err(EngineError::Internal(msg)));
-                }
-            }
+            run(&mut engine, &rx);
             flag.store(false, Ordering::Release);
-        });
-    if spawned.is_err() {
-        alive.store(false, Ordering::Release);
+        })
+        .map_err(|e| EngineError::Config(format!("starting the engine thread: {e}")))?;
+    Ok(EngineHandle::new(
+        tx,
+        alive,
+        info,
+        config.max_waiting,
+        stats,
+    ))
+}
+
+/// Steps while there is work; sleeps on the queue when there is none.
+/// Ends when every handle is gone and nothing is left to run.
+fn run<B: Backend>(engine: &mut Engine<B>, jobs: &mpsc::Receiver<Job>) {
+    loop {
+        if engine.is_idle() {
+            match jobs.recv() {
+                Ok(job) => engine.add(job),
+                Err(_) => return,
+            }
+        }
+        while let Ok(job) = jobs.try_recv() {
+            engine.add(job);
+        }
+
+        let plan = engine.step();
+        if plan.items.is_empty() && !engine.is_idle() {
+            // Nothing could be scheduled although requests wait: only
+            // possible if a request can never fit, which submit refuses.
+            // Fail the stuck ones rather than spin.
+            engine.fail_unschedulable();
+        }
     }
-    EngineHandle::new(tx, alive, info, max_waiting)
 }
 
 impl<B: Backend> Engine<B> {
-    fn run(&mut self, job: Job) {
-        let Job {
-            request,
-            events,
-            _admission,
-        } = job;
-        let started = std::time::Instant::now();
-        match self.generate(&request, &events) {
-            Ok(usage) => tracing::debug!(
-                prompt = usage.prompt_tokens,
-                completion = usage.completion_tokens,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "request finished"
-            ),
-            Err(Cancelled) => tracing::debug!("request cancelled by its client"),
-        }
-    }
-
-    fn generate(
-        &mut self,
-        req: &GenerateRequest,
-        events: &UnboundedSender<Result<Event, EngineError>>,
-    ) -> Result<Usage, Cancelled> {
-        let p = &req.params;
-        let cfg = &self.model.config;
-        let mut cache = self
-            .backend
-            .kv_cache(cfg.n_layers, cfg.context_length, cfg.heads.kv_dim())
-            .map_err(|e| {
-                let _ = events.send(Err(EngineError::Internal(e.to_string())));
-                Cancelled
-            })?;
-        let prompt = &req.prompt;
-        let mut prompt_logprobs = Vec::new();
-        let mut last_logits = Vec::new();
-        for (c, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
-            let start = c * PREFILL_CHUNK;
-            let positions: Vec<u32> = (start..start + chunk.len()).map(|p| p as u32).collect();
-            let rows: Vec<usize> = if p.prompt_logprobs.is_some() {
-                (0..chunk.len()).collect()
-            } else if start + chunk.len() == prompt.len() {
-                vec![chunk.len() - 1]
-            } else {
-                Vec::new()
-            };
-            let logits = self.model.forward(
-                &self.backend,
-                &mut self.scratch,
-                &mut cache,
-                chunk,
-                &positions,
-                &rows,
-            );
-            if events.is_closed() {
-                return Err(Cancelled);
+    fn fail_unschedulable(&mut self) {
+        let stuck: Vec<SeqId> = self.outputs.keys().copied().collect();
+        for id in stuck {
+            if let Some(out) = self.outputs.get(&id) {
+                out.fail(EngineError::Internal(
+                    "the request does not fit in the KV cache".into(),
+                ));
             }
-            let vocab = cfg.vocab_size;
-            if let Some(top) = p.prompt_logprobs {
-                // Row i predicts prompt token start+i+1.
-                for (i, row) in logits.chunks_exact(vocab).enumerate() {
-                    if let Some(&next) = prompt.get(start + i + 1) {
-                        prompt_logprobs.push(logprob_of(row, next, top));
-                    }
-                }
-            }
-            if let Some(last) = logits.chunks_exact(vocab).last() {
-                last_logits = last.to_vec();
-            }
-        }
-        if p.prompt_logprobs.is_some() {
-            send(events, Event::PromptLogprobs(prompt_logprobs))?;
-        }
-
-        let mut constraint = p.grammar.clone().map(|g| {
-            let tokenizer = self.tokenizer.clone();
-            let trie = self
-                .trie
-                .get_or_insert_with(|| Arc::new(TokenTrie::new(&tokenizer)))
-                .clone();
-            Constraint::new(g, trie, tokenizer)
-        });
-        let mut sampler = Sampler::new(p, prompt);
-        let tokenizer = self.tokenizer.clone();
-        let mut decoder = IncrementalDecoder::new(&tokenizer, true);
-        let mut stops = StopMatcher::new(&p.stop);
-        let mut pos = prompt.len();
-        let mut generated = 0usize;
-        let usage = |n| Usage {
-            prompt_tokens: prompt.len(),
-            completion_tokens: n,
-        };
-        loop {
-            if generated >= p.max_tokens || pos >= cfg.context_length {
-                let text = remaining_text(&mut decoder, &mut stops);
-                send_finish(events, FinishReason::Length, text, usage(generated), None)?;
-                return Ok(usage(generated));
-            }
-            let allowed = constraint.as_mut().map(|c| c.allowed());
-            if allowed.as_ref().is_some_and(|a| a.is_empty()) {
-                let msg =
-                    "constrained decoding reached a state no token of this vocabulary continues";
-                let _ = events.send(Err(EngineError::Internal(msg.into())));
-                return Err(Cancelled);
-            }
-            let id = sampler.sample_within(&last_logits, allowed.as_deref());
-            if let Some(c) = constraint.as_mut() {
-                c.accept(id);
-            }
-            let logprob: Option<TokenLogprob> =
-                p.logprobs.map(|top| logprob_of(&last_logits, id, top));
-            generated += 1;
-            // A grammar ends generation at its end-of-generation token,
-            // ignore_eos or not: nothing else may follow.
-            if (!p.ignore_eos || constraint.is_some()) && self.tokenizer.is_eog(id) {
-                let text = remaining_text(&mut decoder, &mut stops);
-                send(
-                    events,
-                    Event::Token {
-                        id,
-                        text: String::new(),
-                        logprob,
-                    },
-                )?;
-                send_finish(events, FinishReason::Stop, text, usage(generated), None)?;
-                return Ok(usage(generated));
-            }
-            let piece = decoder.push(id);
-            match stops.push(&piece) {
-                StopOutcome::Continue(text) => {
-                    send(events, Event::Token { id, text, logprob })?;
-                    if constraint.as_ref().is_some_and(|c| c.is_complete()) {
-                        let text = remaining_text(&mut decoder, &mut stops);
-                        send_finish(events, FinishReason::Stop, text, usage(generated), None)?;
-                        return Ok(usage(generated));
-                    }
-                }
-                StopOutcome::Stopped { text, stop } => {
-                    send(events, Event::Token { id, text, logprob })?;
-                    send_finish(
-                        events,
-                        FinishReason::Stop,
-                        String::new(),
-                        usage(generated),
-                        Some(stop),
-                    )?;
-                    return Ok(usage(generated));
-                }
-            }
-            if generated >= p.max_tokens {
-                continue;
-            }
-            let logits = self.model.forward(
-                &self.backend,
-                &mut self.scratch,
-                &mut cache,
-                &[id],
-                &[pos as u32],
-                &[0],
-            );
-            last_logits = logits;
-            pos += 1;
+            self.end(id);
         }
     }
 }
 
-/// What is left at the end: the decoder's held-back bytes, still checked
-/// against the stop strings, then whatever the matcher held back.
-fn remaining_text(decoder: &mut IncrementalDecoder, stops: &mut StopMatcher) -> String {
-    match stops.push(&decoder.flush()) {
-        StopOutcome::Continue(text) => text + &stops.finish(),
-        StopOutcome::Stopped { text, .. } => text,
-    }
-}
-
-/// The client went away; nothing more to send.
-struct Cancelled;
-
-fn send(events: &UnboundedSender<Result<Event, EngineError>>, e: Event) -> Result<(), Cancelled> {
-    events.send(Ok(e)).map_err(|_| Cancelled)
-}
-
-fn send_finish(
-    events: &UnboundedSender<Result<Event, EngineError>>,
-    reason: FinishReason,
-    text: String,
-    usage: Usage,
-    matched_stop: Option<String>,
-) -> Result<(), Cancelled> {
-    send(
-        events,
-        Event::Finished {
-            reason,
-            text,
-            usage,
-            matched_stop,
-        },
-    )
-}
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

@@ -51,6 +51,8 @@ pub enum ModelError {
     ChatTemplate(String),
     #[error("{0}")]
     InvalidInput(String),
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;

@@ -21,4 +21,4 @@ pub mod transformer;
 pub use config::{Architecture, ModelConfig};
 pub use error::ModelError;
 pub use loaded::{LoadedModel, ModelSource};
-pub use transformer::{Scratch, Transformer};
+pub use transformer::{OneSequence, Scratch, Transformer};

@@ -4,10 +4,9 @@ use super::config::ModelConfig;
 use super::error::ModelError;
 use super::gguf::writer::GgufWriter;
 use super::gguf::{GgmlType, GgufFile, MetaArray, MetaValue};
-use super::transformer::Transformer as Llama;
+use super::transformer::{OneSequence, Transformer as Llama};
 use crate::backend::cpu::{ComputePool, CpuBackend};
 use crate::backend::quant::{quantize_q4_1, quantize_q8_0};
-use crate::backend::Backend;
 use std::sync::Arc;
 
 const D: usize = 64;
@@ -160,14 +159,9 @@ fn wrong_shape_is_named() {
 }
 
 fn logits_all_at_once(m: &Llama<CpuBackend>, b: &CpuBackend, ids: &[u32]) -> Vec<f32> {
-    let c = &m.config;
-    let mut cache = b
-        .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
-        .unwrap();
-    let mut s = m.scratch(b);
-    let pos: Vec<u32> = (0..ids.len() as u32).collect();
+    let mut one = OneSequence::new(m, b, ids.len()).unwrap();
     let rows: Vec<usize> = (0..ids.len()).collect();
-    m.forward(b, &mut s, &mut cache, ids, &pos, &rows)
+    one.push(m, b, ids, &rows)
 }
 
 #[test]
@@ -181,22 +175,11 @@ fn cached_decoding_equals_the_full_pass_bit_for_bit() {
         let b = backend();
         let ids: Vec<u32> = vec![3, 17, 5, 39, 0, 22, 8, 8, 11];
         let full = logits_all_at_once(&m, &b, &ids);
-        let c = &m.config;
-        let mut cache = b
-            .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
-            .unwrap();
-        let mut s = m.scratch(&b);
+        let mut one = OneSequence::new(&m, &b, ids.len()).unwrap();
         // A 4-token chunk, then one token at a time.
-        let mut stepwise = m.forward(
-            &b,
-            &mut s,
-            &mut cache,
-            &ids[..4],
-            &[0, 1, 2, 3],
-            &[0, 1, 2, 3],
-        );
-        for (i, &id) in ids.iter().enumerate().skip(4) {
-            stepwise.extend(m.forward(&b, &mut s, &mut cache, &[id], &[i as u32], &[0]));
+        let mut stepwise = one.push(&m, &b, &ids[..4], &[0, 1, 2, 3]);
+        for &id in &ids[4..] {
+            stepwise.extend(one.push(&m, &b, &[id], &[0]));
         }
         assert_eq!(full.len(), ids.len() * VOCAB);
         let same = full

@@ -7,7 +7,7 @@ use super::config::ModelConfig;
 use super::error::Result;
 use super::rope_scaling;
 use super::tensors::{LayerWeight as L, TensorStore, Weight, Weights};
-use crate::backend::Backend;
+use crate::backend::{Backend, KvBatch, KvDtype, KvShape};
 
 struct Layer<B: Backend> {
     attn_norm: B::Vector,
@@ -127,19 +127,34 @@ impl<B: Backend> Transformer<B> {
         }
     }
 
-    /// Runs `ids` (at `positions`) through the model, appending their keys
-    /// and values to `cache`, and returns the logits of the rows listed in
-    /// `logit_rows`, row-major (`logit_rows.len()` × vocabulary).
+    /// The shape of a KV block pool for this model.
+    pub fn kv_shape(&self, blocks: usize, block_size: usize, dtype: KvDtype) -> KvShape {
+        KvShape {
+            layers: self.config.n_layers,
+            blocks,
+            block_size,
+            kv_dim: self.config.heads.kv_dim(),
+            dtype,
+        }
+    }
+
+    /// Runs one step: `ids`, one per row of `batch` (rows of any number
+    /// of sequences, at their positions), through the model. Their keys
+    /// and values go to the slots `batch` names in `cache`; returns the
+    /// logits of the rows listed in `logit_rows`, row-major
+    /// (`logit_rows.len()` × vocabulary).
     pub fn forward(
         &self,
         b: &B,
         s: &mut Scratch<B>,
         cache: &mut B::KvCache,
         ids: &[u32],
-        positions: &[u32],
+        batch: &KvBatch,
         logit_rows: &[usize],
     ) -> Vec<f32> {
         let c = &self.config;
+        assert_eq!(ids.len(), batch.rows(), "one token per row");
+        let positions = &batch.positions;
         b.embed(&self.embedding, ids, &mut s.x);
         for (l, layer) in self.layers.iter().enumerate() {
             b.rms_norm(&s.x, &layer.attn_norm, c.rms_eps, &mut s.normed);
@@ -157,7 +172,7 @@ impl<B: Backend> Transformer<B> {
             }
             b.rope(&mut s.q, positions, c.heads.head_dim, &c.rope);
             b.rope(&mut s.k, positions, c.heads.head_dim, &c.rope);
-            b.attention(&s.q, &s.k, &s.v, cache, l, positions, c.heads, &mut s.attn);
+            b.attention(&s.q, &s.k, &s.v, cache, l, batch, c.heads, &mut s.attn);
             b.matmul(&s.attn, &layer.wo, &mut s.proj);
             if let Some(bo) = &layer.o_bias {
                 b.add_bias(&mut s.proj, bo);
@@ -182,16 +197,56 @@ impl<B: Backend> Transformer<B> {
     }
 }
 
+/// One sequence run outside the engine, its blocks in order: tools and
+/// tests that score or decode a single sequence.
+pub struct OneSequence<B: Backend> {
+    cache: B::KvCache,
+    scratch: Scratch<B>,
+    len: usize,
+}
+
+/// Block size of a lone sequence: any works, one block per 16 positions
+/// as the engine's default.
+const LONE_BLOCK: usize = 16;
+
+impl<B: Backend> OneSequence<B> {
+    /// Room for `capacity` positions.
+    pub fn new(m: &Transformer<B>, b: &B, capacity: usize) -> Result<Self> {
+        let shape = m.kv_shape(capacity.div_ceil(LONE_BLOCK), LONE_BLOCK, KvDtype::F32);
+        Ok(OneSequence {
+            cache: b.kv_cache(shape)?,
+            scratch: m.scratch(b),
+            len: 0,
+        })
+    }
+
+    /// Appends `ids` and returns the logits of `logit_rows` (indices into
+    /// `ids`), as `Transformer::forward` does.
+    pub fn push(
+        &mut self,
+        m: &Transformer<B>,
+        b: &B,
+        ids: &[u32],
+        logit_rows: &[usize],
+    ) -> Vec<f32> {
+        let batch = KvBatch::contiguous(LONE_BLOCK, self.len, ids.len());
+        self.len += ids.len();
+        m.forward(
+            b,
+            &mut self.scratch,
+            &mut self.cache,
+            ids,
+            &batch,
+            logit_rows,
+        )
+    }
+}
+
 #[cfg(test)]
 impl<B: Backend> Transformer<B> {
     /// The logits after `ids`, run as one fresh sequence (for tests).
     pub fn last_logits(&self, b: &B, ids: &[u32]) -> Vec<f32> {
-        let c = &self.config;
-        let mut cache = b
-            .kv_cache(c.n_layers, ids.len(), c.heads.kv_dim())
-            .expect("a small test cache");
-        let mut s = self.scratch(b);
-        let pos: Vec<u32> = (0..ids.len() as u32).collect();
-        self.forward(b, &mut s, &mut cache, ids, &pos, &[ids.len() - 1])
+        let mut seq = OneSequence::new(self, b, ids.len()).expect("a small test cache");
+        seq.push(self, b, ids, &[ids.len() - 1])
     }
 }

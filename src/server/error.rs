@@ -53,9 +53,10 @@ impl ApiError {
                 EngineError::EmptyPrompt
                 | EngineError::TokenOutOfRange { .. }
                 | EngineError::BiasOutOfRange { .. }
-                | EngineError::ContextOverflow { .. } => StatusCode::BAD_REQUEST,
+                | EngineError::ContextOverflow { .. }
+                | EngineError::LargerThanCache { .. } => StatusCode::BAD_REQUEST,
                 EngineError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-                EngineError::Stopped | EngineError::Internal(_) => {
+                EngineError::Stopped | EngineError::Internal(_) | EngineError::Config(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },
@@ -87,7 +88,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { param, .. } => *param,
             ApiError::ModelNotFound(_) => Some("model"),
-            ApiError::Engine(EngineError::ContextOverflow { .. }) => Some("max_tokens"),
+            ApiError::Engine(
+                EngineError::ContextOverflow { .. } | EngineError::LargerThanCache { .. },
+            ) => Some("max_tokens"),
             ApiError::Engine(EngineError::EmptyPrompt | EngineError::TokenOutOfRange { .. }) => {
                 Some("prompt")
             }

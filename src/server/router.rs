@@ -142,11 +142,16 @@ async fn dispatch(
             let body = read_json(req.into_body()).await?;
             reply(openai::chat::handle(state, body).await?)
         }
-        (Method::GET, "/metrics") => Ok(text_response(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics::render(),
-        )),
+        (Method::GET, "/metrics") => {
+            if let Some(m) = state.model() {
+                metrics::engine_state(m.name(), &m.version, &m.engine.stats());
+            }
+            Ok(text_response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics::render(),
+            ))
+        }
         (Method::GET, "" | "/") => ok(json!({
             "name": "switchyard",
             "version": env!("CARGO_PKG_VERSION"),

@@ -3,21 +3,15 @@
 #![allow(dead_code)]
 
 use switchyard::backend::cpu::CpuBackend;
-use switchyard::backend::Backend;
 use switchyard::engine::sampler::argmax;
-use switchyard::model::Transformer;
+use switchyard::model::{OneSequence, Transformer};
 
 /// Logits at every position of `seq`, in one pass.
 pub fn score(m: &Transformer<CpuBackend>, b: &CpuBackend, seq: &[u32]) -> Vec<Vec<f32>> {
-    let c = &m.config;
-    let mut cache = b
-        .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
-        .unwrap();
-    let mut s = m.scratch(b);
-    let pos: Vec<u32> = (0..seq.len() as u32).collect();
+    let mut one = OneSequence::new(m, b, seq.len()).unwrap();
     let rows: Vec<usize> = (0..seq.len()).collect();
-    let flat = m.forward(b, &mut s, &mut cache, seq, &pos, &rows);
-    flat.chunks_exact(c.vocab_size)
+    let flat = one.push(m, b, seq, &rows);
+    flat.chunks_exact(m.config.vocab_size)
         .map(<[f32]>::to_vec)
         .collect()
 }
@@ -30,24 +24,12 @@ pub fn greedy(
     prompt: &[u32],
     n: usize,
 ) -> Vec<(Vec<f32>, u32)> {
-    let c = &m.config;
-    let mut cache = b
-        .kv_cache(c.n_layers, c.context_length, c.heads.kv_dim())
-        .unwrap();
-    let mut s = m.scratch(b);
-    let pos: Vec<u32> = (0..prompt.len() as u32).collect();
-    let mut logits = m.forward(b, &mut s, &mut cache, prompt, &pos, &[prompt.len() - 1]);
+    let mut one = OneSequence::new(m, b, prompt.len() + n).unwrap();
+    let mut logits = one.push(m, b, prompt, &[prompt.len() - 1]);
     let mut out = Vec::new();
-    for i in 0..n {
+    for _ in 0..n {
         let t = argmax(&logits);
-        let next = m.forward(
-            b,
-            &mut s,
-            &mut cache,
-            &[t],
-            &[(prompt.len() + i) as u32],
-            &[0],
-        );
+        let next = one.push(m, b, &[t], &[0]);
         out.push((std::mem::replace(&mut logits, next), t));
     }
     out

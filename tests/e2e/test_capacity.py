@@ -14,9 +14,9 @@ from conftest import MODEL, serve_until_done
 @pytest.fixture(scope="module")
 def no_queue(bin_path, tmp_path_factory):
     log = tmp_path_factory.mktemp("capacity") / "server.log"
-    # Room for the running request only.
+    # One seat and no queue: room for the running request only.
     yield from serve_until_done(
-        bin_path, log, ["--model", MODEL], "--served-model-name", "m", "--max-queue", "0"
+        bin_path, log, ["--model", MODEL], "--served-model-name", "m", "--max-num-seqs", "1", "--max-queue", "0"
     )
 
 

@@ -280,3 +280,16 @@ def test_metrics_are_prometheus_text(server, client):
     assert answered and float(answered[0].rsplit(" ", 1)[1]) >= 1, r.text
     assert any(l.startswith("switchyard_build_info{") for l in lines)
     assert any(l.startswith("switchyard_model_info{") and f'model="{SERVED_NAME}"' in l for l in lines)
+
+    def value(name):
+        found = [l for l in lines if l.startswith(name + "{") and f'model="{SERVED_NAME}"' in l]
+        assert len(found) == 1, (name, r.text)
+        return float(found[0].rsplit(" ", 1)[1])
+
+    # Nothing runs between requests: the batch is empty and holds no blocks
+    # (cached prefixes are not held).
+    assert value("switchyard_requests_running") == 0
+    assert value("switchyard_requests_waiting") == 0
+    assert value("switchyard_kv_cache_usage_ratio") == 0
+    assert value("switchyard_engine_steps_total") >= 1
+    assert value("switchyard_prefix_cache_queries_total") >= value("switchyard_prefix_cache_hits_total")

@@ -18,7 +18,9 @@ pub use isa::Isa;
 pub use matrix::CpuMatrix;
 pub use pool::ComputePool;
 
-use crate::backend::{Backend, BackendError, Heads, Rope, SharedBytes, WeightFormat};
+use crate::backend::{
+    Backend, BackendError, Heads, KvBatch, KvShape, Rope, SharedBytes, WeightFormat,
+};
 use std::sync::Arc;
 
 pub struct CpuBackend {
@@ -107,13 +109,8 @@ impl Backend for CpuBackend {
         buf.rows = rows;
     }
 
-    fn kv_cache(
-        &self,
-        layers: usize,
-        capacity: usize,
-        kv_dim: usize,
-    ) -> Result<CpuKvCache, BackendError> {
-        Ok(CpuKvCache::new(layers, capacity, kv_dim))
+    fn kv_cache(&self, shape: KvShape) -> Result<CpuKvCache, BackendError> {
+        CpuKvCache::new(shape)
     }
 
     fn embed(&self, table: &CpuMatrix, ids: &[u32], out: &mut CpuBuffer) {
@@ -153,7 +150,7 @@ impl Backend for CpuBackend {
         v: &CpuBuffer,
         cache: &mut CpuKvCache,
         layer: usize,
-        positions: &[u32],
+        batch: &KvBatch,
         heads: Heads,
         out: &mut CpuBuffer,
     ) {
@@ -165,7 +162,7 @@ impl Backend for CpuBackend {
             v.as_slice(),
             cache,
             layer,
-            positions,
+            batch,
             heads,
             out.as_mut_slice(),
         );

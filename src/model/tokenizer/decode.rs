@@ -169,18 +169,19 @@ pub(super) fn clean_up_spaces(text: &mut Vec<u8>) {
 ///
 /// Each token contributes [`Tokenizer::piece`], as llama.cpp's server
 /// streams; `clean_up_tokenization_spaces` is not applied.
+/// `T` is any handle to the tokenizer (a reference, an `Arc`).
 #[derive(Debug)]
-pub struct IncrementalDecoder<'a> {
-    tok: &'a Tokenizer,
+pub struct IncrementalDecoder<T: std::ops::Deref<Target = Tokenizer>> {
+    tok: T,
     show_special: bool,
     strip_space: bool,
     pending: Vec<u8>,
 }
 
-impl<'a> IncrementalDecoder<'a> {
+impl<T: std::ops::Deref<Target = Tokenizer>> IncrementalDecoder<T> {
     /// For tokens that continue earlier text (generated after a prompt):
     /// every piece is taken whole.
-    pub fn new(tok: &'a Tokenizer, skip_special: bool) -> Self {
+    pub fn new(tok: T, skip_special: bool) -> Self {
         IncrementalDecoder {
             tok,
             show_special: !skip_special,
@@ -193,9 +194,10 @@ impl<'a> IncrementalDecoder<'a> {
     /// with a space prefix (SPM), the first token loses one leading space.
     /// A BOS first keeps its own (empty or `<s>`) piece and the space of the
     /// token after it, as in llama.cpp.
-    pub fn at_start(tok: &'a Tokenizer, skip_special: bool) -> Self {
+    pub fn at_start(tok: T, skip_special: bool) -> Self {
+        let strip_space = tok.add_space_prefix;
         IncrementalDecoder {
-            strip_space: tok.add_space_prefix,
+            strip_space,
             ..Self::new(tok, skip_special)
         }
     }

@@ -1,7 +1,7 @@
 //! POST /v1/chat/completions
 
 use super::chat_stream::{self, Options};
-use super::collect::run_to_end;
+use super::collect::{run_to_end, submit_all};
 use super::logprobs::TokenNames;
 use super::prompt::{self, ChatOptions, ChatPrompt};
 use super::sampling::{check_logprobs, validate};
@@ -62,6 +62,7 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
             token_ids_as_text: v.token_ids_as_text,
             include_usage: v.include_usage,
             tools: tool_format,
+            priority: v.priority,
         };
         let params = (0..v.n).map(params_for).collect();
         model.engine.check_room()?;
@@ -75,16 +76,14 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
     let mut choices = Vec::new();
     let mut completion_tokens = 0;
     let mut prompt_tokens = 0;
-    for i in 0..v.n {
-        let params = params_for(i);
-        let done = run_to_end(
-            &model.engine,
-            GenerateRequest {
-                prompt: prompt.clone(),
-                params,
-            },
-        )
-        .await?;
+    let requests = (0..v.n).map(|i| GenerateRequest {
+        prompt: prompt.clone(),
+        params: params_for(i),
+        priority: v.priority,
+    });
+    let streams = submit_all(&model.engine, requests)?;
+    for (i, stream) in streams.into_iter().enumerate() {
+        let done = run_to_end(stream).await?;
         prompt_tokens = done.usage.prompt_tokens;
         completion_tokens += done.usage.completion_tokens;
         let logprobs = top.map(|_| {

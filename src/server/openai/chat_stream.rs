@@ -40,6 +40,7 @@ pub struct Options {
     pub include_usage: bool,
     /// Tool calls may come, written in this format.
     pub tools: Option<ToolFormat>,
+    pub priority: i32,
 }
 
 /// One choice per entry of `params`, all on the same prompt.
@@ -76,6 +77,7 @@ async fn run(
         let request = GenerateRequest {
             prompt: prompt.clone(),
             params: p,
+            priority: opts.priority,
         };
         let Some(mut stream) = submit(&model, request, &tx).await else {
             return;

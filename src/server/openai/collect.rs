@@ -1,6 +1,8 @@
 //! Running one choice to the end and gathering what the response needs.
 
-use crate::engine::{EngineHandle, Event, FinishReason, GenerateRequest, TokenLogprob, Usage};
+use crate::engine::{
+    EngineHandle, Event, FinishReason, GenerateRequest, RequestStream, TokenLogprob, Usage,
+};
 use crate::server::error::ApiError;
 
 pub struct Finished {
@@ -12,11 +14,19 @@ pub struct Finished {
     pub usage: Usage,
 }
 
-pub async fn run_to_end(
+/// Submits every request at once, so that they run side by side in the
+/// engine's batch; their streams come back in order.
+pub fn submit_all(
     engine: &EngineHandle,
-    request: GenerateRequest,
-) -> Result<Finished, ApiError> {
-    let mut stream = engine.submit(request)?;
+    requests: impl IntoIterator<Item = GenerateRequest>,
+) -> Result<Vec<RequestStream>, ApiError> {
+    requests
+        .into_iter()
+        .map(|r| engine.submit(r).map_err(ApiError::from))
+        .collect()
+}
+
+pub async fn run_to_end(mut stream: RequestStream) -> Result<Finished, ApiError> {
     let mut out = Finished {
         text: String::new(),
         tokens: Vec::new(),

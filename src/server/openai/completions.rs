@@ -1,6 +1,6 @@
 //! POST /v1/completions
 
-use super::collect::run_to_end;
+use super::collect::{run_to_end, submit_all};
 use super::completions_stream::{self, Choice, Options};
 use super::logprobs::{CompletionLogprobs, TokenNames};
 use super::sampling::{check_logprobs, validate};
@@ -53,6 +53,7 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
             logprobs,
             token_ids_as_text: v.token_ids_as_text,
             include_usage: v.include_usage,
+            priority: v.priority,
         };
         model.engine.check_room()?;
         return Ok(Reply::Stream(completions_stream::start(
@@ -68,17 +69,22 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
 
     let mut choices = Vec::new();
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    // Every choice of every prompt is submitted before any is awaited:
+    // they share the engine's steps.
+    let requests = prompts.iter().flat_map(|prompt| {
+        (0..v.n).map(|i| GenerateRequest {
+            prompt: prompt.clone(),
+            params: params_for(i, prompt),
+            priority: v.priority,
+        })
+    });
+    let mut streams = submit_all(&model.engine, requests)?.into_iter();
     for prompt in &prompts {
         for i in 0..v.n {
-            let params = params_for(i, prompt);
-            let done = run_to_end(
-                &model.engine,
-                GenerateRequest {
-                    prompt: prompt.clone(),
-                    params,
-                },
-            )
-            .await?;
+            let stream = streams
+                .next()
+                .ok_or_else(|| ApiError::Internal("a choice was not submitted".into()))?;
+            let done = run_to_end(stream).await?;
             if i == 0 {
                 prompt_tokens += done.usage.prompt_tokens;
             }

@@ -27,6 +27,7 @@ pub struct Options {
     pub logprobs: Option<usize>,
     pub token_ids_as_text: bool,
     pub include_usage: bool,
+    pub priority: i32,
 }
 
 pub fn start(model: Arc<ServedModel>, choices: Vec<Choice>, opts: Options) -> SseBody {
@@ -57,6 +58,7 @@ async fn run(
         let request = GenerateRequest {
             prompt: c.prompt.clone(),
             params: c.params,
+            priority: opts.priority,
         };
         let Some(mut stream) = submit(&model, request, &tx).await else {
             return;

@@ -23,6 +23,8 @@ pub struct Validated {
     pub stream: bool,
     /// With `stream`: a last chunk carrying the usage.
     pub include_usage: bool,
+    /// Lower runs first.
+    pub priority: i32,
 }
 
 impl Validated {
@@ -110,6 +112,13 @@ pub fn validate(
         }
         Some(m) => Some(m as usize),
     };
+    let priority = f.priority.unwrap_or(0);
+    let priority = i32::try_from(priority).map_err(|_| {
+        ApiError::bad(
+            format!("priority must fit in 32 bits, got {priority}"),
+            "priority",
+        )
+    })?;
     let stop = f.stop.map(|s| s.into_vec()).unwrap_or_default();
     if stop.len() > 16 {
         return Err(ApiError::bad("at most 16 stop strings are allowed", "stop"));
@@ -137,6 +146,7 @@ pub fn validate(
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        priority,
     })
 }
 

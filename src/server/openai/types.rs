@@ -57,6 +57,8 @@ pub struct SamplingFields {
     pub logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
     pub response_format: Option<serde_json::Value>,
     pub user: Option<String>,
+    /// Scheduling priority: lower runs first (vLLM's convention).
+    pub priority: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,70 @@
+//! The engine's sizing flags, shared by `serve` and `generate`, named as
+//! vLLM names them.
+
+use crate::backend::KvDtype;
+use crate::engine::{parse_memory, physical_memory, EngineConfig, KvBudget};
+use clap::Args;
+use std::sync::Arc;
+
+#[derive(Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// Sequences that run at once in the batch.
+    #[arg(long, default_value_t = EngineConfig::default().max_num_seqs)]
+    max_num_seqs: usize,
+    /// Tokens computed per step over all sequences; a longer prompt is
+    /// read in chunks of this size between decode steps.
+    #[arg(long, default_value_t = EngineConfig::default().max_num_batched_tokens)]
+    max_num_batched_tokens: usize,
+    /// Requests that may wait behind the running ones; past it, requests
+    /// are answered 429 with Retry-After.
+    #[arg(long, default_value_t = EngineConfig::default().max_waiting)]
+    max_queue: usize,
+    /// KV cache memory for all loaded models together: a size (4GiB,
+    /// 512MB) or a share of physical memory (0.25). `auto`: 4 GiB, at most
+    /// a quarter of memory.
+    #[arg(long, default_value = "auto")]
+    kv_cache_memory: String,
+    /// Element type of cached keys and values: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    kv_cache_dtype: String,
+    /// Token positions per KV block.
+    #[arg(long, default_value_t = EngineConfig::default().block_size)]
+    block_size: usize,
+    /// Compute every prompt from scratch instead of reusing the blocks of
+    /// earlier requests with the same prefix.
+    #[arg(long)]
+    no_enable_prefix_caching: bool,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> Result<EngineConfig, String> {
+        let kv_dtype = KvDtype::from_name(&self.kv_cache_dtype).ok_or_else(|| {
+            format!(
+                "--kv-cache-dtype {}: expected f32, f16 or bf16",
+                self.kv_cache_dtype
+            )
+        })?;
+        let config = EngineConfig {
+            max_num_seqs: self.max_num_seqs,
+            max_num_batched_tokens: self.max_num_batched_tokens,
+            max_waiting: self.max_queue,
+            block_size: self.block_size,
+            kv_dtype,
+            prefix_caching: !self.no_enable_prefix_caching,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The process-wide KV budget every engine draws from.
+    pub fn budget(&self) -> Result<Arc<KvBudget>, String> {
+        let physical = physical_memory();
+        let bytes = if self.kv_cache_memory == "auto" {
+            (4usize << 30).min(physical / 4)
+        } else {
+            parse_memory(&self.kv_cache_memory, physical)
+                .map_err(|e| format!("--kv-cache-memory: {e}"))?
+        };
+        Ok(KvBudget::new(bytes))
+    }
+}

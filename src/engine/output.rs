@@ -1,0 +1,218 @@
+//! One request's side of generation: turns each step's logits into its
+//! next token (sampling, grammar, logprobs) and its events (text pieces
+//! held back at stop strings and split characters, the finish). Lives as
+//! long as the request, across preemptions: a recomputed sequence carries
+//! on with the same sampler, decoder and grammar state.
+
+use super::error::EngineError;
+use super::grammar::{Constraint, TokenTrie};
+use super::handle::{Admission, Job};
+use super::request::{Event, FinishReason, SamplingParams, TokenLogprob, Usage};
+use super::sampler::{logprob_of, Sampler};
+use super::stop::{StopMatcher, StopOutcome};
+use crate::model::tokenizer::{IncrementalDecoder, Tokenizer};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedSender;
+
+type Events = UnboundedSender<Result<Event, EngineError>>;
+
+/// What the request does after a token.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Feed this token and go on.
+    Continue(u32),
+    /// Finished, failed, or its client left: free its blocks.
+    Done,
+}
+
+pub(super) struct Output {
+    events: Events,
+    /// Holds the request's place in the queue until it is dropped.
+    _admission: Admission,
+    params: SamplingParams,
+    prompt: Vec<u32>,
+    sampler: Sampler,
+    decoder: IncrementalDecoder<Arc<Tokenizer>>,
+    stops: StopMatcher,
+    constraint: Option<Constraint>,
+    tokenizer: Arc<Tokenizer>,
+    context_length: usize,
+    generated: usize,
+    /// Logprobs of prompt tokens 1.., while they are collected.
+    prompt_logprobs: Vec<TokenLogprob>,
+    prompt_logprobs_sent: bool,
+    pub submitted: Instant,
+    pub first_token: Option<Instant>,
+}
+
+impl Output {
+    pub fn new(
+        job: Job,
+        tokenizer: Arc<Tokenizer>,
+        trie: impl FnOnce() -> Arc<TokenTrie>,
+        context_length: usize,
+    ) -> Self {
+        let Job {
+            request,
+            events,
+            _admission,
+        } = job;
+        let params = request.params;
+        let constraint = params
+            .grammar
+            .clone()
+            .map(|g| Constraint::new(g, trie(), tokenizer.clone()));
+        Output {
+            sampler: Sampler::new(&params, &request.prompt),
+            decoder: IncrementalDecoder::new(tokenizer.clone(), true),
+            stops: StopMatcher::new(&params.stop),
+            constraint,
+            tokenizer,
+            context_length,
+            events,
+            _admission,
+            params,
+            prompt: request.prompt,
+            generated: 0,
+            prompt_logprobs: Vec::new(),
+            prompt_logprobs_sent: false,
+            submitted: Instant::now(),
+            first_token: None,
+        }
+    }
+
+    pub fn prompt(&self) -> &[u32] {
+        &self.prompt
+    }
+
+    /// The client is gone: nothing it would read is worth computing.
+    pub fn is_cancelled(&self) -> bool {
+        self.events.is_closed()
+    }
+
+    /// Whether the logits of every prompt position are still wanted.
+    pub fn wants_prompt_logits(&self) -> bool {
+        self.params.prompt_logprobs.is_some() && !self.prompt_logprobs_sent
+    }
+
+    /// The logits at prompt position `pos`, which predict token `pos + 1`.
+    /// Positions come in order; a recomputed one is skipped.
+    pub fn prompt_row(&mut self, pos: usize, logits: &[f32]) {
+        let Some(top) = self.params.prompt_logprobs else {
+            return;
+        };
+        if pos == self.prompt_logprobs.len() {
+            if let Some(&next) = self.prompt.get(pos + 1) {
+                self.prompt_logprobs.push(logprob_of(logits, next, top));
+            }
+        }
+    }
+
+    pub fn fail(&self, error: EngineError) {
+        let _ = self.events.send(Err(error));
+    }
+
+    /// The logits after the sequence's last token: picks the next token and
+    /// streams what it completes.
+    pub fn next_token(&mut self, logits: &[f32]) -> Next {
+        match self.advance(logits) {
+            Ok(next) => next,
+            Err(Gone) => Next::Done,
+        }
+    }
+
+    fn advance(&mut self, logits: &[f32]) -> Result<Next, Gone> {
+        if self.params.prompt_logprobs.is_some() && !self.prompt_logprobs_sent {
+            self.prompt_logprobs_sent = true;
+            let all = std::mem::take(&mut self.prompt_logprobs);
+            self.send(Event::PromptLogprobs(all))?;
+        }
+        let allowed = self.constraint.as_mut().map(|c| c.allowed());
+        if allowed.as_ref().is_some_and(|a| a.is_empty()) {
+            let msg = "constrained decoding reached a state no token of this vocabulary continues";
+            self.fail(EngineError::Internal(msg.into()));
+            return Ok(Next::Done);
+        }
+        let id = self.sampler.sample_within(logits, allowed.as_deref());
+        if let Some(c) = self.constraint.as_mut() {
+            c.accept(id);
+        }
+        let logprob = self.params.logprobs.map(|top| logprob_of(logits, id, top));
+        self.generated += 1;
+        self.first_token.get_or_insert_with(Instant::now);
+        // A grammar ends generation at its end-of-generation token,
+        // ignore_eos or not: nothing else may follow.
+        if (!self.params.ignore_eos || self.constraint.is_some()) && self.tokenizer.is_eog(id) {
+            let text = self.remaining_text();
+            let token = Event::Token {
+                id,
+                text: String::new(),
+                logprob,
+            };
+            self.send(token)?;
+            self.finish(FinishReason::Stop, text, None)?;
+            return Ok(Next::Done);
+        }
+        let piece = self.decoder.push(id);
+        match self.stops.push(&piece) {
+            StopOutcome::Continue(text) => {
+                self.send(Event::Token { id, text, logprob })?;
+                if self.constraint.as_ref().is_some_and(|c| c.is_complete()) {
+                    let text = self.remaining_text();
+                    self.finish(FinishReason::Stop, text, None)?;
+                    return Ok(Next::Done);
+                }
+            }
+            StopOutcome::Stopped { text, stop } => {
+                self.send(Event::Token { id, text, logprob })?;
+                self.finish(FinishReason::Stop, String::new(), Some(stop))?;
+                return Ok(Next::Done);
+            }
+        }
+        let length = self.prompt.len() + self.generated;
+        if self.generated >= self.params.max_tokens || length >= self.context_length {
+            let text = self.remaining_text();
+            self.finish(FinishReason::Length, text, None)?;
+            return Ok(Next::Done);
+        }
+        Ok(Next::Continue(id))
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt.len(),
+            completion_tokens: self.generated,
+        }
+    }
+
+    /// What is left at the end: the decoder's held-back bytes, still
+    /// checked against the stop strings, then whatever the matcher held.
+    fn remaining_text(&mut self) -> String {
+        match self.stops.push(&self.decoder.flush()) {
+            StopOutcome::Continue(text) => text + &self.stops.finish(),
+            StopOutcome::Stopped { text, .. } => text,
+        }
+    }
+
+    fn finish(
+        &self,
+        reason: FinishReason,
+        text: String,
+        matched_stop: Option<String>,
+    ) -> Result<(), Gone> {
+        self.send(Event::Finished {
+            reason,
+            text,
+            usage: self.usage(),
+            matched_stop,
+        })
+    }
+
+    fn send(&self, e: Event) -> Result<(), Gone> {
+        self.events.send(Ok(e)).map_err(|_| Gone)
+    }
+}
+
+/// The client went away; nothing more to send.
+struct Gone;
