@@ -1,0 +1,249 @@
+//! switchyard-loadtest: drives any OpenAI-compatible server with streaming
+//! completions at fixed concurrency levels or a Poisson request rate, and
+//! reports TTFT, inter-token latency, end-to-end latency, throughput and
+//! errors per level, as a table and as JSON. Bounded by request count and
+//! duration; meant for 127.0.0.1.
+
+mod client;
+mod prompts;
+mod stats;
+
+use clap::Parser;
+use client::{Client, Failure, Outcome};
+use prompts::Prompts;
+use serde_json::json;
+use stats::Level;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+#[derive(Parser, Clone)]
+#[command(version, about)]
+struct Args {
+    /// The server, e.g. http://127.0.0.1:8080
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The `model` field sent.
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// Concurrency levels, run one after another.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    concurrency: Vec<usize>,
+    /// Instead of fixed concurrency: Poisson arrivals at these rates
+    /// (requests per second).
+    #[arg(long, value_delimiter = ',')]
+    rate: Vec<f64>,
+    /// Requests per level.
+    #[arg(long, default_value_t = 32)]
+    requests: u64,
+    /// Most seconds per level; requests not started by then are not sent.
+    #[arg(long, default_value_t = 120.0)]
+    duration: f64,
+    /// Requests per level sent first and not counted (warm-up).
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// Synthetic prompt length in tokens.
+    #[arg(long, default_value_t = 64)]
+    prompt_tokens: usize,
+    /// Leading tokens every synthetic prompt shares.
+    #[arg(long, default_value_t = 0)]
+    shared_prefix_tokens: usize,
+    /// A JSONL file of {"prompt": ...} lines instead of synthetic prompts.
+    #[arg(long)]
+    prompts: Option<String>,
+    /// Tokens generated per request (with ignore_eos).
+    #[arg(long, default_value_t = 64)]
+    max_tokens: u64,
+    /// A name for this server in the report.
+    #[arg(long, default_value = "server")]
+    label: String,
+    /// Write the JSON report here.
+    #[arg(long)]
+    out: Option<String>,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args).await {
+        eprintln!("switchyard-loadtest: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let addr = args
+        .url
+        .strip_prefix("http://")
+        .ok_or("--url must start with http://")?
+        .trim_end_matches('/')
+        .to_owned();
+    let prompts = Arc::new(match &args.prompts {
+        Some(path) => Prompts::read(path)?,
+        None => Prompts::Synthetic {
+            len: args.prompt_tokens,
+            shared: args.shared_prefix_tokens.min(args.prompt_tokens),
+        },
+    });
+    // The body of request `i` of run `run`.
+    let bodies = |run: u64, offset: u64| -> MakeBody {
+        let (prompts, model, max_tokens) = (prompts.clone(), args.model.clone(), args.max_tokens);
+        Arc::new(move |i| {
+            json!({
+                "model": model,
+                "prompt": prompts.get(run, offset.wrapping_add(i)),
+                "max_tokens": max_tokens,
+                "temperature": 0,
+                "ignore_eos": true,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        })
+    };
+    let mut levels = Vec::new();
+    println!(
+        "{:<12} {:>5} {:>7} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
+        args.label, "level", "ok", "errors", "tok/s", "ttft p50", "ttft p99", "itl p50", "itl p99", "e2e p50"
+    );
+    let runs: Vec<(Option<usize>, Option<f64>)> = if args.rate.is_empty() {
+        args.concurrency.iter().map(|&c| (Some(c), None)).collect()
+    } else {
+        args.rate.iter().map(|&r| (None, Some(r))).collect()
+    };
+    for (run_no, (concurrency, rate)) in runs.into_iter().enumerate() {
+        let run_seed = run_no as u64 + 1;
+        let make = bodies(run_seed, 0);
+        if args.warmup > 0 {
+            // Prompts of their own, so that they leave nothing cached for
+            // the measured requests.
+            let c = concurrency.unwrap_or(1).max(1);
+            let _ = fixed(&addr, c, args.warmup, f64::MAX, bodies(run_seed, 1 << 40)).await;
+        }
+        let started = Instant::now();
+        let results = match (concurrency, rate) {
+            (Some(c), _) => fixed(&addr, c.max(1), args.requests, args.duration, make).await,
+            (_, Some(r)) => poisson(&addr, r, args.requests, args.duration, make).await,
+            _ => Vec::new(),
+        };
+        let level = Level::summarize(concurrency, rate, &results, started.elapsed());
+        let name = match (concurrency, rate) {
+            (Some(c), _) => format!("c={c}"),
+            (_, Some(r)) => format!("r={r}"),
+            _ => String::new(),
+        };
+        println!(
+            "{:<12} {:>5} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>8.1} {:>9.1}",
+            args.label,
+            name,
+            level.requests_ok,
+            level.errors.values().sum::<usize>(),
+            level.output_tokens_per_s,
+            level.ttft_ms.p50,
+            level.ttft_ms.p99,
+            level.itl_ms.p50,
+            level.itl_ms.p99,
+            level.e2e_ms.p50
+        );
+        levels.push(level);
+    }
+    if let Some(path) = &args.out {
+        let report = json!({
+            "label": args.label,
+            "url": args.url,
+            "model": args.model,
+            "prompt_tokens": args.prompt_tokens,
+            "shared_prefix_tokens": args.shared_prefix_tokens,
+            "max_tokens": args.max_tokens,
+            "levels": levels,
+        });
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
+type Results = Vec<Result<Outcome, Failure>>;
+type MakeBody = Arc<dyn Fn(u64) -> serde_json::Value + Send + Sync>;
+
+/// `concurrency` workers, each with its own connection, take requests
+/// until `count` are sent or `duration` seconds have passed.
+async fn fixed(
+    addr: &str,
+    concurrency: usize,
+    count: u64,
+    duration: f64,
+    make: MakeBody,
+) -> Results {
+    let next = Arc::new(AtomicU64::new(0));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let deadline = Instant::now() + Duration::from_secs_f64(duration.min(1e6));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, results, make) = (next.clone(), results.clone(), make.clone());
+            let mut client = Client::new(addr);
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count || Instant::now() >= deadline {
+                        return;
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let r = tokio::time::timeout(left, client.stream("/v1/completions", &make(i)))
+                        .await
+                        .unwrap_or(Err(Failure::Timeout));
+                    results.lock().await.push(r);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    let mut r = results.lock().await;
+    std::mem::take(&mut *r)
+}
+
+/// Requests arriving as a Poisson process of `rate` per second, each on
+/// its own connection, whatever the server's pace.
+async fn poisson(
+    addr: &str,
+    rate: f64,
+    count: u64,
+    duration: f64,
+    make: MakeBody,
+) -> Results {
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(duration.min(1e6));
+    let mut at = 0f64;
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        // Exponential gaps from a xorshift uniform.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let u = ((rng >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        at += -u.ln() / rate.max(1e-9);
+        let when = start + Duration::from_secs_f64(at);
+        if when >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(when.into()).await;
+        let (results, make, addr) = (results.clone(), make.clone(), addr.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::new(&addr);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let r = tokio::time::timeout(left, client.stream("/v1/completions", &make(i)))
+                .await
+                .unwrap_or(Err(Failure::Timeout));
+            results.lock().await.push(r);
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut r = results.lock().await;
+    std::mem::take(&mut *r)
+}
