@@ -17,7 +17,7 @@ THREADS=${THREADS:-2}
 PROMPT=${PROMPT:-64}
 GEN=${GEN:-64}
 PARALLEL=${PARALLEL:-16}
-cargo build --release --quiet --bin switchyard --bin switchyard-loadtest
+cargo build --release --quiet --workspace --bins
 MODEL=${MODEL:-$(./target/release/switchyard models pull smollm2-135m-instruct 2>/dev/null | tail -n1)}
 LLAMA_SERVER=${LLAMA_SERVER:-$(bash ../shared/peers/llama-server.sh)}
 OUT=${OUT:-target/bench}

@@ -72,7 +72,11 @@ impl Client {
     }
 
     /// POSTs `body` to `path` and reads its server-sent events to the end.
-    pub async fn stream(&mut self, path: &str, body: &serde_json::Value) -> Result<Outcome, Failure> {
+    pub async fn stream(
+        &mut self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Outcome, Failure> {
         let host = self.host.clone();
         let sender = self.connection().await?;
         sender.ready().await.map_err(|_| Failure::Connect)?;
@@ -111,7 +115,10 @@ impl Client {
                 if v.get("error").is_some() {
                     return Err(Failure::Stream);
                 }
-                if let Some(n) = v.pointer("/usage/completion_tokens").and_then(|n| n.as_u64()) {
+                if let Some(n) = v
+                    .pointer("/usage/completion_tokens")
+                    .and_then(|n| n.as_u64())
+                {
                     usage_tokens = Some(n);
                 }
                 if carries_token(&v) {
@@ -137,7 +144,9 @@ fn carries_token(v: &serde_json::Value) -> bool {
         return false;
     };
     choice.get("text").is_some_and(|t| t.is_string())
-        || choice.pointer("/delta/content").is_some_and(|t| t.is_string())
+        || choice
+            .pointer("/delta/content")
+            .is_some_and(|t| t.is_string())
 }
 
 /// Splits a byte stream into the data of server-sent events.

@@ -104,7 +104,16 @@ async fn run(args: Args) -> Result<(), String> {
     let mut levels = Vec::new();
     println!(
         "{:<12} {:>5} {:>7} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
-        args.label, "level", "ok", "errors", "tok/s", "ttft p50", "ttft p99", "itl p50", "itl p99", "e2e p50"
+        args.label,
+        "level",
+        "ok",
+        "errors",
+        "tok/s",
+        "ttft p50",
+        "ttft p99",
+        "itl p50",
+        "itl p99",
+        "e2e p50"
     );
     let runs: Vec<(Option<usize>, Option<f64>)> = if args.rate.is_empty() {
         args.concurrency.iter().map(|&c| (Some(c), None)).collect()
@@ -206,13 +215,7 @@ async fn fixed(
 
 /// Requests arriving as a Poisson process of `rate` per second, each on
 /// its own connection, whatever the server's pace.
-async fn poisson(
-    addr: &str,
-    rate: f64,
-    count: u64,
-    duration: f64,
-    make: MakeBody,
-) -> Results {
+async fn poisson(addr: &str, rate: f64, count: u64, duration: f64, make: MakeBody) -> Results {
     let results = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(duration.min(1e6));

@@ -47,7 +47,11 @@ impl Prompts {
                     .map(|j| {
                         // The unique part mixes in the request number, so no
                         // two requests share more than `shared` tokens.
-                        let salt = if j < *shared as u64 { u64::MAX } else { i ^ (run << 32) };
+                        let salt = if j < *shared as u64 {
+                            u64::MAX
+                        } else {
+                            i ^ (run << 32)
+                        };
                         FIRST_ID + mix(salt, j) % ID_RANGE
                     })
                     .collect();

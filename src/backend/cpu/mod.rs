@@ -157,6 +157,7 @@ impl Backend for CpuBackend {
         self.resize(out, q.rows);
         attention::attention(
             &self.pool,
+            self.isa,
             q.as_slice(),
             k.as_slice(),
             v.as_slice(),
