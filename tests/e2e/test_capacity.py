@@ -72,3 +72,70 @@ def test_every_response_names_the_model_version(no_queue):
     assert r.status_code == 400
     assert r.headers["x-switchyard-model-version"] == "m@boot"
     json.loads(r.text)
+
+
+@pytest.fixture(scope="module")
+def small_cache(bin_path, tmp_path_factory):
+    log = tmp_path_factory.mktemp("small-cache") / "server.log"
+    # 16 MiB of KV cache: a few hundred positions of the default model.
+    yield from serve_until_done(
+        bin_path, log, ["--model", MODEL], "--served-model-name", "m",
+        "--max-num-seqs", "4", "--kv-cache-memory", "16MiB",
+    )
+
+
+def test_a_request_larger_than_the_whole_cache_is_a_clear_400(small_cache):
+    r = httpx.post(
+        f"{small_cache}/v1/completions",
+        json={"model": "m", "prompt": "Once upon a time", "max_tokens": 5000},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "max_tokens"
+    assert "whole cache" in err["message"]
+    # Without max_tokens the default stops at what the cache holds.
+    r = httpx.post(
+        f"{small_cache}/v1/completions",
+        json={"model": "m", "prompt": "Once upon a time", "max_tokens": 8},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_concurrent_requests_that_overflow_the_cache_all_finish(small_cache):
+    """Four long generations need more blocks than the cache has: some are
+    preempted and recomputed, and every one finishes with its full length."""
+    import concurrent.futures
+
+    def one(i):
+        return httpx.post(
+            f"{small_cache}/v1/completions",
+            json={"model": "m", "prompt": f"Story {i}:", "max_tokens": 120,
+                  "ignore_eos": True, "temperature": 0},
+            timeout=300,
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(one, range(4)))
+    for r in answers:
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["completion_tokens"] == 120
+    metrics = httpx.get(f"{small_cache}/metrics", timeout=10).text
+    preempted = [l for l in metrics.splitlines() if l.startswith("switchyard_preemptions_total{")]
+    assert preempted and float(preempted[0].rsplit(" ", 1)[1]) > 0, metrics
+
+
+def test_priority_is_an_integer(no_queue):
+    r = httpx.post(
+        f"{no_queue}/v1/completions",
+        json={"model": "m", "prompt": "hi", "max_tokens": 1, "priority": 2**40},
+        timeout=30,
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "priority", r.text
+    r = httpx.post(
+        f"{no_queue}/v1/completions",
+        json={"model": "m", "prompt": "hi", "max_tokens": 1, "priority": -3},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text

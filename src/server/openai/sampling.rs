@@ -30,7 +30,8 @@ pub struct Validated {
 impl Validated {
     /// The engine parameters for choice `index` of a prompt of
     /// `prompt_len`. Without max_tokens: the server's default, never past
-    /// the context window, else the rest of the window.
+    /// the context window (or the KV cache, if smaller), else the rest of
+    /// the window.
     pub fn params_for(
         &self,
         index: usize,
@@ -39,12 +40,10 @@ impl Validated {
     ) -> SamplingParams {
         let mut p = self.params.clone();
         p.seed = p.seed.map(|s| s.wrapping_add(index as u64));
-        let rest = model
-            .engine
-            .info()
-            .context_length
-            .saturating_sub(prompt_len)
-            .max(1);
+        // The window is the context, or the whole KV cache if smaller.
+        let info = model.engine.info();
+        let window = info.context_length.min(info.kv_tokens);
+        let rest = window.saturating_sub(prompt_len).max(1);
         p.max_tokens = match (self.max_tokens, model.default_max_tokens) {
             (Some(m), _) => m,
             (None, Some(d)) => d.min(rest),
