@@ -19,7 +19,6 @@
 use serde_json::Value;
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use switchyard::backend::cpu::{ComputePool, CpuBackend, Isa};
 use switchyard::engine::sampler::{argmax, logprob_of};
@@ -32,17 +31,6 @@ const NOISE: f64 = 1e-4;
 /// switchyard computes what the truth computes, in f32: it must stay this
 /// close everywhere, whatever llama.cpp does.
 const MAX_ERROR: f64 = 1e-3;
-
-fn model_path() -> PathBuf {
-    if let Ok(p) = std::env::var("SWITCHYARD_TEST_MODEL") {
-        if std::path::Path::new(&p).exists() {
-            return p.into();
-        }
-    }
-    let outcome = switchyard::store::pull(switchyard::store::DEFAULT_MODEL, &mut std::io::stderr())
-        .expect("the default model must be available (scripts/test.sh pulls it)");
-    outcome.path().to_path_buf()
-}
 
 fn refs() -> Value {
     let path = concat!(
@@ -63,7 +51,12 @@ fn ids(v: &Value) -> Vec<u32> {
 fn setup(isa: Isa) -> Option<(LoadedModel<CpuBackend>, CpuBackend)> {
     let threads = switchyard::backend::cpu::pool::physical_cores();
     let backend = CpuBackend::with_isa(Arc::new(ComputePool::new(threads)), isa)?;
-    let m = load(&ModelSource::Gguf(model_path()), None, &backend).unwrap();
+    let m = load(
+        &ModelSource::Gguf(common::default_model_path()),
+        None,
+        &backend,
+    )
+    .unwrap();
     Some((m, backend))
 }
 

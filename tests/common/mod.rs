@@ -6,6 +6,18 @@ use switchyard::backend::cpu::CpuBackend;
 use switchyard::engine::sampler::argmax;
 use switchyard::model::{OneSequence, Transformer};
 
+/// The default model: $SWITCHYARD_TEST_MODEL, else pulled into the store.
+pub fn default_model_path() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("SWITCHYARD_TEST_MODEL") {
+        if std::path::Path::new(&p).exists() {
+            return p.into();
+        }
+    }
+    let outcome = switchyard::store::pull(switchyard::store::DEFAULT_MODEL, &mut std::io::stderr())
+        .expect("the default model must be available (scripts/test.sh pulls it)");
+    outcome.path().to_path_buf()
+}
+
 /// Logits at every position of `seq`, in one pass.
 pub fn score(m: &Transformer<CpuBackend>, b: &CpuBackend, seq: &[u32]) -> Vec<Vec<f32>> {
     let mut one = OneSequence::new(m, b, seq.len()).unwrap();
