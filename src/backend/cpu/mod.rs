@@ -7,11 +7,14 @@ mod dequant;
 mod disjoint;
 mod gemm;
 mod gemv;
+mod int_dot;
 pub mod isa;
 mod layout;
 mod matrix;
 mod ops;
 pub mod pool;
+mod q8_act;
+mod qgemm;
 
 pub use attention::CpuKvCache;
 pub use isa::Isa;
