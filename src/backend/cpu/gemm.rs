@@ -316,7 +316,7 @@ mod tests {
     /// The activations as the integer kernels see them, dequantized.
     fn quantized(x: &[f32], t: usize, k: usize) -> Vec<f32> {
         let mut qa = QuantActs::default();
-        qa.quantize(x, t, k, false);
+        qa.quantize(&ComputePool::new(1), Isa::Scalar, x, t, k, false);
         (0..t * k)
             .map(|e| qa.qs[e] as f32 * qa.d[e / BLOCK])
             .collect()

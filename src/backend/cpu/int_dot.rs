@@ -211,41 +211,50 @@ pub(super) mod x86 {
         _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane))
     }
 
+    /// [a0 + a8.., b0 + b8..]: each input's lanes i + i+8 (i < 8).
+    #[inline(always)]
+    unsafe fn halves512(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
+        )
+    }
+
+    /// For the four 8-lane groups of c then d: lanes i + i+4 (i < 4).
+    #[inline(always)]
+    unsafe fn quarters512(c: __m512, d: __m512) -> __m512 {
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(c, d),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(c, d),
+        )
+    }
+
     /// Four 16-lane sums, each by the same fixed tree: lane i + lane i+8,
     /// then i + i+4, i + i+2, i + i+1. Summing four at once costs a third
     /// of four separate reductions, and padding with zero vectors leaves
     /// the real sums' trees unchanged.
     #[inline(always)]
     pub unsafe fn reduce4_512(v: [__m512; 4]) -> __m128 {
-        let half = |a: __m512, b: __m512| {
-            _mm512_add_ps(
-                _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
-                _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
-            )
-        };
-        let quarter = |c: __m512, d: __m512| {
-            _mm512_add_ps(
-                _mm512_shuffle_f32x4::<0b10_00_10_00>(c, d),
-                _mm512_shuffle_f32x4::<0b11_01_11_01>(c, d),
-            )
-        };
-        let x = quarter(half(v[0], v[1]), half(v[2], v[3]));
+        let x = quarters512(halves512(v[0], v[1]), halves512(v[2], v[3]));
         let y = _mm512_add_ps(x, _mm512_permute_ps::<0b01_00_11_10>(x));
         let z = _mm512_add_ps(y, _mm512_permute_ps::<0b10_11_00_01>(y));
         let idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
         _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, z))
     }
 
+    /// [a lo + a hi, b lo + b hi].
+    #[inline(always)]
+    unsafe fn halves256(a: __m256, b: __m256) -> __m256 {
+        _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(a, b),
+            _mm256_permute2f128_ps::<0x31>(a, b),
+        )
+    }
+
     /// Four 8-lane sums by the tree i + i+4, i + i+2, i + i+1.
     #[inline(always)]
     pub unsafe fn reduce4_256(v: [__m256; 4]) -> __m128 {
-        let half = |a: __m256, b: __m256| {
-            _mm256_add_ps(
-                _mm256_permute2f128_ps::<0x20>(a, b),
-                _mm256_permute2f128_ps::<0x31>(a, b),
-            )
-        };
-        let (c, d) = (half(v[0], v[1]), half(v[2], v[3]));
+        let (c, d) = (halves256(v[0], v[1]), halves256(v[2], v[3]));
         // Per 128-bit half: [c0 + c2, c1 + c3, d0 + d2, d1 + d3].
         let g = _mm256_add_ps(
             _mm256_shuffle_ps::<0b01_00_01_00>(c, d),

@@ -1,6 +1,7 @@
 //! The CPU backend: runtime-dispatched SIMD kernels on the shared compute
 //! pool. The reference every other backend is compared with.
 
+mod affinity;
 mod attention;
 mod blocks;
 mod dequant;

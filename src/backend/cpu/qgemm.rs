@@ -43,7 +43,7 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
     let out_ptr = DisjointOut::new(out);
     ACTS.with(|acts| {
         let mut acts = acts.borrow_mut();
-        acts.quantize(x, t, k, w.format == WeightFormat::Q4_0);
+        acts.quantize(pool, isa, x, t, k, w.format == WeightFormat::Q4_0);
         let qa = &*acts;
         pool.run(n.div_ceil(PANEL), |p| {
             let r0 = p * PANEL;
@@ -251,10 +251,11 @@ mod x86 {
                 };
                 let d0 = *rw.xd[a].add(b);
                 let dx = if two {
-                    _mm512_insertf32x8::<1>(
-                        _mm512_set1_ps(d0),
-                        _mm256_set1_ps(*rw.xd[a].add(b + 1)),
-                    )
+                    // insertf64x4 (AVX-512F) moves the same 256 bits as
+                    // insertf32x8, which would need AVX-512DQ.
+                    let hi = _mm256_castps_pd(_mm256_set1_ps(*rw.xd[a].add(b + 1)));
+                    let lo = _mm512_castps_pd(_mm512_set1_ps(d0));
+                    _mm512_castpd_ps(_mm512_insertf64x4::<1>(lo, hi))
                 } else {
                     _mm512_set1_ps(d0)
                 };
@@ -285,7 +286,10 @@ mod x86 {
             let mut c = 0;
             while c < nb {
                 let m_n = (nb - c).min(16);
-                let m: [__m512; 4] = std::array::from_fn(|r| mins16(rw.ws[r].add(c * 2), m_n));
+                let mut m = [_mm512_setzero_ps(); 4];
+                for r in 0..4 {
+                    m[r] = mins16(rw.ws[r].add(c * 2), m_n);
+                }
                 for a in 0..A {
                     let s = load16_masked(rw.xs[a].add(c), m_n);
                     for r in 0..4 {
@@ -390,7 +394,10 @@ mod x86 {
             let mut c = 0;
             while c < nb {
                 let m_n = (nb - c).min(8);
-                let m: [__m256; 2] = std::array::from_fn(|r| mins8(rw.ws[r].add(c * 2), m_n));
+                let mut m = [_mm256_setzero_ps(); 2];
+                for r in 0..2 {
+                    m[r] = mins8(rw.ws[r].add(c * 2), m_n);
+                }
                 for a in 0..A {
                     let s = load8_masked(rw.xs[a].add(c), m_n);
                     for r in 0..2 {
@@ -420,24 +427,100 @@ mod x86 {
         res
     }
 
-    #[inline(always)]
-    unsafe fn panel256<W: IntWeights, D: Dot256>(p: &Panel) {
-        let nb = p.qa.nb;
-        drive::<2>(p, |a_n, i, j| match a_n {
-            1 => tile256::<W, D, 1>(&Rows::new::<W>(p, j, i), nb),
-            2 => tile256::<W, D, 2>(&Rows::new::<W>(p, j, i), nb),
-            3 => tile256::<W, D, 3>(&Rows::new::<W>(p, j, i), nb),
-            _ => tile256::<W, D, 4>(&Rows::new::<W>(p, j, i), nb),
-        });
+    /// The panel loop over 256-bit tiles. A macro, not a function: the
+    /// closure must be written inside the `target_feature` function, or it
+    /// would not inherit its features and every intrinsic in the tile
+    /// would become a call.
+    macro_rules! panel256 {
+        ($W:ty, $D:ty, $p:expr) => {{
+            let p = $p;
+            let nb = p.qa.nb;
+            drive::<2>(p, |a_n, i, j| match a_n {
+                1 => tile256::<$W, $D, 1>(&Rows::new::<$W>(p, j, i), nb),
+                2 => tile256::<$W, $D, 2>(&Rows::new::<$W>(p, j, i), nb),
+                3 => tile256::<$W, $D, 3>(&Rows::new::<$W>(p, j, i), nb),
+                _ => tile256::<$W, $D, 4>(&Rows::new::<$W>(p, j, i), nb),
+            })
+        }};
     }
 
     #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
     pub unsafe fn panel_vnni256<W: IntWeights>(p: &Panel) {
-        panel256::<W, Vnni>(p)
+        panel256!(W, Vnni, p)
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn panel_avx2<W: IntWeights>(p: &Panel) {
-        panel256::<W, Madd>(p)
+        panel256!(W, Madd, p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::bytes::SharedBytes;
+    use crate::backend::quant::encode;
+    use std::time::Instant;
+
+    /// Not a test: one batch of 16 rows against 16 single-row calls, and
+    /// a prefill-sized batch. `cargo test --release --lib qgemm -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_batch_vs_single_rows() {
+        let pool = ComputePool::new(2);
+        let isa = crate::backend::cpu::isa::isa();
+        for (n, k) in [(1536, 576), (576, 1536)] {
+            for format in [
+                WeightFormat::Q4_1,
+                WeightFormat::Q4_0,
+                WeightFormat::Q8_0,
+                WeightFormat::F16,
+            ] {
+                let w = crate::backend::testing::uniform(n * k, 1, 1.0);
+                let m =
+                    CpuMatrix::new(format, n, k, SharedBytes::owned(encode(format, &w))).unwrap();
+                let x = crate::backend::testing::uniform(256 * k, 2, 1.0);
+                let mut out = vec![0f32; 256 * n];
+                let time = |f: &mut dyn FnMut()| {
+                    f();
+                    let reps = 50;
+                    let s = Instant::now();
+                    for _ in 0..reps {
+                        f();
+                    }
+                    s.elapsed().as_secs_f64() / reps as f64
+                };
+                let single = time(&mut || {
+                    for i in 0..16 {
+                        super::super::gemm::matmul(
+                            &pool,
+                            isa,
+                            &x[i * k..(i + 1) * k],
+                            1,
+                            &m,
+                            &mut out[i * n..(i + 1) * n],
+                        );
+                    }
+                });
+                let batch = time(&mut || {
+                    super::super::gemm::matmul(&pool, isa, &x[..16 * k], 16, &m, &mut out[..16 * n])
+                });
+                let big =
+                    time(&mut || super::super::gemm::matmul(&pool, isa, &x, 256, &m, &mut out));
+                let gops = |t: f64, rows: usize| 2.0 * (rows * n * k) as f64 / t / 1e9;
+                println!(
+                    "{:?} {n}×{k} on {}: 16 × T=1 {:.1} µs ({:.0} GOP/s), T=16 {:.1} µs ({:.0} GOP/s, {:.2}x), T=256 {:.0} µs ({:.0} GOP/s)",
+                    format,
+                    isa.name(),
+                    single * 1e6,
+                    gops(single, 16),
+                    batch * 1e6,
+                    gops(batch, 16),
+                    single / batch,
+                    big * 1e6,
+                    gops(big, 256)
+                );
+            }
+        }
     }
 }
