@@ -48,6 +48,31 @@ pub(super) mod x86 {
         unsafe fn d512(s: *const u16, two: bool) -> __m512;
         unsafe fn w256(q: *const u8) -> __m256i;
         unsafe fn d256(s: *const u16) -> __m256;
+        /// d of `m` ≤ 4 blocks, each over four lanes (zeros past m): the
+        /// four-block steps of the nibble formats (`q4_groups.rs`).
+        unsafe fn d4(s: *const u16, m: usize) -> __m512 {
+            let mask = ((1u32 << m) - 1) as u8;
+            let d = _mm_cvtph_ps(_mm_maskz_loadu_epi16(mask, s as *const i16));
+            let idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+            _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d))
+        }
+    }
+
+    /// Four blocks of nibbles (`m` ≤ 4 of them real, zeros past): their
+    /// low nibbles (values 0..16 of each block) and high ones (16..32).
+    #[inline(always)]
+    pub unsafe fn nibbles4(q: *const u8, m: usize) -> (__m512i, __m512i) {
+        let mask = if m >= 4 {
+            u64::MAX
+        } else {
+            (1u64 << (16 * m)) - 1
+        };
+        let v = _mm512_maskz_loadu_epi8(mask, q as *const i8);
+        let low = _mm512_set1_epi8(0x0F);
+        (
+            _mm512_and_si512(v, low),
+            _mm512_and_si512(_mm512_srli_epi16(v, 4), low),
+        )
     }
 
     pub struct Q8_0;
@@ -153,6 +178,14 @@ pub(super) mod x86 {
         const FORMAT: WeightFormat = WeightFormat::Q4_1;
         const QBYTES: usize = 16;
         const SCALES: usize = 2;
+        #[inline(always)]
+        unsafe fn d4(s: *const u16, m: usize) -> __m512 {
+            // [d, m] pairs: the d of each block.
+            let mask = ((1u32 << m) - 1) as u8;
+            let dm = _mm256_cvtph_ps(_mm_maskz_loadu_epi32(mask, s as *const i32));
+            let idx = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
+            _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(dm))
+        }
         #[inline(always)]
         unsafe fn w512(q: *const u8, two: bool) -> __m512i {
             nibbles512(q, two)

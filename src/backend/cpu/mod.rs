@@ -14,6 +14,7 @@ mod layout;
 mod matrix;
 mod ops;
 pub mod pool;
+mod q4_groups;
 mod q8_act;
 mod qgemm;
 

@@ -26,6 +26,8 @@ pub struct QuantActs {
     pub qs: Vec<i8>,
     pub d: Vec<f32>,
     pub sum: Vec<f32>,
+    /// Σq per block.
+    pub isum: Vec<i32>,
     /// LANES per block; filled only when asked for (Q4_0 weights).
     pub bias: Vec<i32>,
 }
@@ -50,12 +52,14 @@ impl QuantActs {
         self.qs.resize(rows * k, 0);
         self.d.resize(rows * nb, 0.0);
         self.sum.resize(rows * nb, 0.0);
+        self.isum.resize(rows * nb, 0);
         self.bias
             .resize(if with_bias { rows * nb * LANES } else { 0 }, 0);
         let out = Blocks {
             qs: self.qs.as_mut_ptr(),
             d: self.d.as_mut_ptr(),
             sum: self.sum.as_mut_ptr(),
+            isum: self.isum.as_mut_ptr(),
             bias: with_bias.then_some(self.bias.as_mut_ptr()),
         };
         // Below this many blocks, waking the pool costs more than the work.
@@ -90,6 +94,7 @@ struct Blocks {
     qs: *mut i8,
     d: *mut f32,
     sum: *mut f32,
+    isum: *mut i32,
     bias: Option<*mut i32>,
 }
 // SAFETY: tasks write disjoint blocks, and the region ends before the
@@ -115,6 +120,7 @@ unsafe fn quantize_blocks(isa: Isa, x: &[f32], first: usize, out: Blocks) {
         };
         *out.d.add(g) = d;
         *out.sum.add(g) = d * isum as f32;
+        *out.isum.add(g) = isum;
         if let Some(bias) = out.bias {
             for l in 0..LANES {
                 let s: i32 = dst[4 * l..4 * l + 4].iter().map(|&q| q as i32).sum();

@@ -18,6 +18,7 @@ use super::isa::Isa;
 use super::layout::block_shape;
 use super::matrix::CpuMatrix;
 use super::pool::ComputePool;
+use super::q4_groups::Groups;
 use super::q8_act::QuantActs;
 use crate::backend::quant::{WeightFormat, BLOCK};
 use std::cell::RefCell;
@@ -28,6 +29,7 @@ const PANEL: usize = 16;
 
 thread_local! {
     static ACTS: RefCell<QuantActs> = RefCell::new(QuantActs::default());
+    static GROUPS: RefCell<Groups> = RefCell::new(Groups::default());
 }
 
 /// Whether `format` takes the integer path.
@@ -44,22 +46,31 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
     ACTS.with(|acts| {
         let mut acts = acts.borrow_mut();
         acts.quantize(pool, isa, x, t, k, w.format == WeightFormat::Q4_0);
+        let nibbles = matches!(w.format, WeightFormat::Q4_0 | WeightFormat::Q4_1);
+        let mut groups = GROUPS.with(|g| std::mem::take(&mut *g.borrow_mut()));
+        if isa == Isa::Avx512Vnni && nibbles {
+            groups.build(&acts);
+        }
+        let groups_ref = (isa == Isa::Avx512Vnni && nibbles).then_some(&groups);
         let qa = &*acts;
         pool.run(n.div_ceil(PANEL), |p| {
             let r0 = p * PANEL;
             let rows = PANEL.min(n - r0);
             // SAFETY: this task alone writes columns r0..r0+rows, which
             // exist; `isa` is a level `Isa::supported` vouched for.
-            unsafe { panel(isa, w, qa, r0, rows, out_ptr.get(), n) };
+            unsafe { panel(isa, w, qa, groups_ref, r0, rows, out_ptr.get(), n) };
         });
+        GROUPS.with(|g| *g.borrow_mut() = groups);
     });
 }
 
 /// out[i*n + r0 + j] for every activation row i and j < rows.
+#[allow(clippy::too_many_arguments)]
 unsafe fn panel(
     isa: Isa,
     w: &CpuMatrix,
     qa: &QuantActs,
+    groups: Option<&Groups>,
     r0: usize,
     rows: usize,
     out: *mut f32,
@@ -73,6 +84,7 @@ unsafe fn panel(
             q: w.quants.as_ptr(),
             s: w.scales.as_ptr(),
             qa,
+            groups,
             r0,
             rows,
             out,
@@ -95,7 +107,7 @@ unsafe fn panel(
             Isa::Scalar => {}
         }
     }
-    let _ = isa;
+    let _ = (isa, groups);
     panel_scalar(w, qa, r0, rows, out, n)
 }
 
@@ -140,6 +152,7 @@ unsafe fn panel_scalar(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::super::int_dot::x86::*;
+    use super::super::q4_groups::{Groups, GROUP};
     use super::super::q8_act::{QuantActs, LANES};
     use crate::backend::quant::{WeightFormat, BLOCK};
     use std::arch::x86_64::*;
@@ -150,6 +163,9 @@ mod x86 {
         pub q: *const u8,
         pub s: *const u16,
         pub qa: &'a QuantActs,
+        /// The activations regrouped for four-block nibble steps, when the
+        /// AVX-512 kernel of a nibble format runs.
+        pub groups: Option<&'a Groups>,
         pub r0: usize,
         pub rows: usize,
         pub out: *mut f32,
@@ -218,6 +234,32 @@ mod x86 {
         }
     }
 
+    /// Q4_1's Σ m·s, in chunks of 16 blocks, into each accumulator.
+    #[inline(always)]
+    unsafe fn mins512<W: IntWeights, const A: usize>(
+        rw: &Rows<4, A>,
+        nb: usize,
+        acc: &mut [[__m512; 4]; A],
+    ) {
+        if W::FORMAT == WeightFormat::Q4_1 {
+            let mut c = 0;
+            while c < nb {
+                let m_n = (nb - c).min(16);
+                let mut m = [_mm512_setzero_ps(); 4];
+                for r in 0..4 {
+                    m[r] = mins16(rw.ws[r].add(c * 2), m_n);
+                }
+                for a in 0..A {
+                    let s = load16_masked(rw.xs[a].add(c), m_n);
+                    for r in 0..4 {
+                        acc[a][r] = _mm512_fmadd_ps(m[r], s, acc[a][r]);
+                    }
+                }
+                c += 16;
+            }
+        }
+    }
+
     /// 4 weight rows × A activation rows, two blocks per 512-bit step.
     #[inline(always)]
     unsafe fn tile512<W: IntWeights, const A: usize>(rw: &Rows<4, A>, nb: usize) -> [[f32; 4]; 4] {
@@ -282,23 +324,63 @@ mod x86 {
             }
             b += 2;
         }
-        if W::FORMAT == WeightFormat::Q4_1 {
-            let mut c = 0;
-            while c < nb {
-                let m_n = (nb - c).min(16);
-                let mut m = [_mm512_setzero_ps(); 4];
+        mins512::<W, A>(rw, nb, &mut acc);
+        let mut res = [[0f32; 4]; 4];
+        for a in 0..A {
+            _mm_storeu_ps(res[a].as_mut_ptr(), reduce4_512(acc[a]));
+        }
+        res
+    }
+
+    /// 4 weight rows × A activation rows of a nibble format, four blocks
+    /// per step (`q4_groups.rs`); Q4_1's mins as in `tile512`.
+    #[inline(always)]
+    unsafe fn tile512_groups<W: IntWeights, const A: usize>(
+        rw: &Rows<4, A>,
+        g: &Groups,
+        i: usize,
+        nb: usize,
+    ) -> [[f32; 4]; 4] {
+        let zero = _mm512_setzero_si512();
+        let spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        let mut acc = [[_mm512_setzero_ps(); 4]; A];
+        let ng = g.ng;
+        for s in 0..ng {
+            let b = s * GROUP;
+            let m = (nb - b).min(GROUP);
+            let mut lo = [zero; 4];
+            let mut hi = [zero; 4];
+            let mut dw = [_mm512_setzero_ps(); 4];
+            for r in 0..4 {
+                let q = rw.wq[r].add(b * W::QBYTES);
+                _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(4 * nb * W::QBYTES) as *const i8);
+                (lo[r], hi[r]) = nibbles4(q, m);
+                dw[r] = W::d4(rw.ws[r].add(b * W::SCALES), m);
+            }
+            for a in 0..A {
+                let at = ((i + a) * ng + s) * GROUP;
+                let xp = g.qs.as_ptr().add(at * BLOCK);
+                let x_lo = _mm512_loadu_si512(xp as _);
+                let x_hi = _mm512_loadu_si512(xp.add(64) as _);
+                let dx = _mm512_permutexvar_ps(
+                    spread,
+                    _mm512_castps128_ps512(_mm_loadu_ps(g.d.as_ptr().add(at))),
+                );
+                // Q4_0's −8·Σq in the first lane of each block.
+                let init = if W::FORMAT == WeightFormat::Q4_0 {
+                    _mm512_loadu_si512(g.bias.as_ptr().add(at * 4) as _)
+                } else {
+                    zero
+                };
                 for r in 0..4 {
-                    m[r] = mins16(rw.ws[r].add(c * 2), m_n);
+                    let isum = _mm512_dpbusd_epi32(init, lo[r], x_lo);
+                    let isum = _mm512_dpbusd_epi32(isum, hi[r], x_hi);
+                    let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), dw[r]);
+                    acc[a][r] = _mm512_fmadd_ps(scaled, dx, acc[a][r]);
                 }
-                for a in 0..A {
-                    let s = load16_masked(rw.xs[a].add(c), m_n);
-                    for r in 0..4 {
-                        acc[a][r] = _mm512_fmadd_ps(m[r], s, acc[a][r]);
-                    }
-                }
-                c += 16;
             }
         }
+        mins512::<W, A>(rw, nb, &mut acc);
         let mut res = [[0f32; 4]; 4];
         for a in 0..A {
             _mm_storeu_ps(res[a].as_mut_ptr(), reduce4_512(acc[a]));
@@ -309,6 +391,15 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     pub unsafe fn panel_vnni512<W: IntWeights>(p: &Panel) {
         let nb = p.qa.nb;
+        if let Some(g) = p.groups {
+            drive::<4>(p, |a_n, i, j| match a_n {
+                1 => tile512_groups::<W, 1>(&Rows::new::<W>(p, j, i), g, i, nb),
+                2 => tile512_groups::<W, 2>(&Rows::new::<W>(p, j, i), g, i, nb),
+                3 => tile512_groups::<W, 3>(&Rows::new::<W>(p, j, i), g, i, nb),
+                _ => tile512_groups::<W, 4>(&Rows::new::<W>(p, j, i), g, i, nb),
+            });
+            return;
+        }
         drive::<4>(p, |a_n, i, j| match a_n {
             1 => tile512::<W, 1>(&Rows::new::<W>(p, j, i), nb),
             2 => tile512::<W, 2>(&Rows::new::<W>(p, j, i), nb),
