@@ -157,6 +157,11 @@ mod x86 {
     use crate::backend::quant::{WeightFormat, BLOCK};
     use std::arch::x86_64::*;
 
+    /// How many rows ahead a tile prefetches the block it loads: a decode
+    /// step streams its weights once, and waits on memory unless several
+    /// rows are in flight.
+    const AHEAD_ROWS: usize = 8;
+
     /// One task's share: weight rows r0..r0+rows of the matrix whose
     /// quants and scales start at q and s.
     pub struct Panel<'a> {
@@ -275,7 +280,9 @@ mod x86 {
                 let q = rw.wq[r].add(b * W::QBYTES);
                 // The next tile's rows: a decode step streams weights
                 // once and waits on memory otherwise.
-                _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(4 * nb * W::QBYTES) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(
+                    q.wrapping_add(AHEAD_ROWS * nb * W::QBYTES) as *const i8
+                );
                 w[r] = W::w512(q, two);
                 dw[r] = W::d512(rw.ws[r].add(b * W::SCALES), two);
                 if W::FORMAT == WeightFormat::Q8_0 {
@@ -353,7 +360,9 @@ mod x86 {
             let mut dw = [_mm512_setzero_ps(); 4];
             for r in 0..4 {
                 let q = rw.wq[r].add(b * W::QBYTES);
-                _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(4 * nb * W::QBYTES) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(
+                    q.wrapping_add(AHEAD_ROWS * nb * W::QBYTES) as *const i8
+                );
                 (lo[r], hi[r]) = nibbles4(q, m);
                 dw[r] = W::d4(rw.ws[r].add(b * W::SCALES), m);
             }
@@ -449,7 +458,9 @@ mod x86 {
             let mut wbias = [zero; 2];
             for r in 0..2 {
                 let q = rw.wq[r].add(b * W::QBYTES);
-                _mm_prefetch::<_MM_HINT_T0>(q.wrapping_add(2 * nb * W::QBYTES) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(
+                    q.wrapping_add(AHEAD_ROWS * nb * W::QBYTES) as *const i8
+                );
                 w[r] = W::w256(q);
                 dw[r] = W::d256(rw.ws[r].add(b * W::SCALES));
                 if W::FORMAT == WeightFormat::Q8_0 {
