@@ -23,9 +23,13 @@ use super::q8_act::QuantActs;
 use crate::backend::quant::{WeightFormat, BLOCK};
 use std::cell::RefCell;
 
-/// Weight rows per task: a panel stays in L1 while the activation tiles
-/// stream past it.
-const PANEL: usize = 16;
+/// Weight rows per task: about four tasks per thread, so a slow thread
+/// can be made up for, but no fewer than 16 rows (every task costs a trip
+/// through the pool's shared counters) and no more than 128 (a panel stays
+/// in L2 while the activation tiles stream past it). Whole tiles of 4.
+fn panel_rows(n: usize, threads: usize) -> usize {
+    (n / (threads * 4)).clamp(16, 128).next_multiple_of(4)
+}
 
 thread_local! {
     static ACTS: RefCell<QuantActs> = RefCell::new(QuantActs::default());
@@ -53,9 +57,10 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
         }
         let groups_ref = (isa == Isa::Avx512Vnni && nibbles).then_some(&groups);
         let qa = &*acts;
-        pool.run(n.div_ceil(PANEL), |p| {
-            let r0 = p * PANEL;
-            let rows = PANEL.min(n - r0);
+        let per_task = panel_rows(n, pool.n_threads());
+        pool.run(n.div_ceil(per_task), |p| {
+            let r0 = p * per_task;
+            let rows = per_task.min(n - r0);
             // SAFETY: this task alone writes columns r0..r0+rows, which
             // exist; `isa` is a level `Isa::supported` vouched for.
             unsafe { panel(isa, w, qa, groups_ref, r0, rows, out_ptr.get(), n) };
