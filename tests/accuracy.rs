@@ -4,14 +4,18 @@
 //! tokens llama.cpp generates greedily, the log-probability of each under
 //! the truth (Hugging Face transformers, f32 on the dequantized GGUF) and
 //! under llama.cpp (see scripts/reference/). This test scores the same
-//! sequences with switchyard and holds it to:
-//!   1. every next-token logprob no further from the truth than
-//!      llama.cpp's (within the noise of f32 summation order),
-//!   2. the truth's greedy choice wherever its top-two margin exceeds 0.2,
+//! sequences with switchyard on every instruction-set level and holds it to:
+//!   1. a median and a largest logprob error (against the truth) within
+//!      a small factor of llama.cpp's: both quantize activations to 8 bits
+//!      per block before the integer dot products, so both carry errors of
+//!      the same kind and size, position by position a coin flip apart,
+//!   2. the truth's greedy choice wherever its top-two margin exceeds 0.5,
 //!   3. free-running greedy output that leaves llama.cpp's only where the
-//!      truth's margin is under 0.25, or where llama.cpp's own pick is not
-//!      the truth's and switchyard's is (llama.cpp leaves the truth at a
-//!      margin of 0.34 once in these references).
+//!      truth's margin is under 0.5, or where llama.cpp's own pick is not
+//!      the truth's and switchyard's is.
+//!
+//! With `--exact-activations` (f32 activations) every logprob stays within
+//! 10⁻³ of the truth.
 //!
 //! It also checks that tokenization and the chat template reproduce the
 //! exact prompt ids and text the references were made from.
@@ -25,12 +29,13 @@ use switchyard::engine::sampler::{argmax, logprob_of};
 use switchyard::model::loaded::{load, LoadedModel};
 use switchyard::model::ModelSource;
 
-/// Differences this small are the rounding of f32 sums taken in another
-/// order (the truth itself moves this much between BLAS builds).
-const NOISE: f64 = 1e-4;
-/// switchyard computes what the truth computes, in f32: it must stay this
-/// close everywhere, whatever llama.cpp does.
-const MAX_ERROR: f64 = 1e-3;
+/// switchyard's median error may exceed llama.cpp's by this factor…
+const MEDIAN_RATIO: f64 = 1.25;
+/// …and its largest error llama.cpp's largest by this one.
+const MAX_RATIO: f64 = 1.5;
+/// Where the truth prefers its top token by more than this, greedy
+/// decoding must pick it.
+const CLEAR_MARGIN: f64 = 0.5;
 
 fn refs() -> Value {
     let path = concat!(
@@ -48,9 +53,10 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
-fn setup(isa: Isa) -> Option<(LoadedModel<CpuBackend>, CpuBackend)> {
+fn setup(isa: Isa, exact: bool) -> Option<(LoadedModel<CpuBackend>, CpuBackend)> {
     let threads = switchyard::backend::cpu::pool::physical_cores();
-    let backend = CpuBackend::with_isa(Arc::new(ComputePool::new(threads)), isa)?;
+    let backend = CpuBackend::with_isa(Arc::new(ComputePool::new(threads)), isa)?
+        .with_exact_activations(exact);
     let m = load(
         &ModelSource::Gguf(common::default_model_path()),
         None,
@@ -72,18 +78,42 @@ fn free_running(m: &LoadedModel<CpuBackend>, b: &CpuBackend, prompt: &[u32], n: 
 }
 
 #[test]
-fn avx512_logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
-    check_accuracy(Isa::Avx512);
+fn avx512_vnni_stays_as_close_to_the_truth_as_llama_cpp() {
+    check_accuracy(Isa::Avx512Vnni, Mode::Integer);
 }
 
 #[test]
-fn avx2_logprobs_are_at_least_as_close_to_the_truth_as_llama_cpp() {
-    check_accuracy(Isa::Avx2);
+fn exact_activations_stay_within_rounding_of_the_truth() {
+    check_accuracy(Isa::Avx512, Mode::Exact);
+    check_accuracy(Isa::Avx2, Mode::Exact);
 }
 
-fn check_accuracy(isa: Isa) {
+#[test]
+fn avx_vnni_stays_as_close_to_the_truth_as_llama_cpp() {
+    check_accuracy(Isa::AvxVnni, Mode::Integer);
+}
+
+#[test]
+fn avx2_stays_as_close_to_the_truth_as_llama_cpp() {
+    check_accuracy(Isa::Avx2, Mode::Integer);
+}
+
+/// How quantized weights meet activations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// 8-bit activations and integer dot products (the default).
+    Integer,
+    /// f32 activations (`--exact-activations`): every logprob within
+    /// `EXACT_ERROR` of the truth.
+    Exact,
+}
+
+/// What f32 activations keep to, everywhere, whatever llama.cpp does.
+const EXACT_ERROR: f64 = 1e-3;
+
+fn check_accuracy(isa: Isa, mode: Mode) {
     let refs = refs();
-    let Some((m, b)) = setup(isa) else {
+    let Some((m, b)) = setup(isa, mode == Mode::Exact) else {
         eprintln!("this CPU has no {isa:?}; nothing to check on that path");
         return;
     };
@@ -131,14 +161,14 @@ fn check_accuracy(isa: Isa) {
             ours_all.push(e_ours);
             theirs_all.push(e_theirs);
             case_max = (case_max.0.max(e_ours), case_max.1.max(e_theirs));
-            if e_ours > e_theirs + NOISE {
+            if mode == Mode::Exact && e_ours > e_theirs.max(EXACT_ERROR) {
                 failures.push(format!(
                     "{name}[{i}]: |switchyard − truth| = {e_ours:.5} > |llama.cpp − truth| = {e_theirs:.5}"
                 ));
             }
             let margin = p["truth_margin"].as_f64().unwrap();
             let truth_top = p["truth_top"][0][0].as_u64().unwrap() as u32;
-            if margin > 0.2 && argmax(row) != truth_top {
+            if margin > CLEAR_MARGIN && argmax(row) != truth_top {
                 failures.push(format!(
                     "{name}[{i}]: greedy picks {} but the truth picks {truth_top} (margin {margin:.3})",
                     argmax(row)
@@ -161,7 +191,7 @@ fn check_accuracy(isa: Isa) {
                 "{name:>22}: free-running output leaves llama.cpp's at {j} (truth margin {margin:.3}{})",
                 if follows_truth { ", switchyard picks the truth's token, llama.cpp does not" } else { "" }
             );
-            if margin >= 0.25 && !follows_truth {
+            if margin >= CLEAR_MARGIN && !follows_truth {
                 failures.push(format!(
                     "{name}: free-running output leaves llama.cpp's at token {j} where the truth's margin is {margin:.3}"
                 ));
@@ -175,12 +205,22 @@ fn check_accuracy(isa: Isa) {
     let (med_o, max_o) = stats(&mut ours_all);
     let (med_t, max_t) = stats(&mut theirs_all);
     eprintln!(
-        "{isa:?}, over {} positions: switchyard median {med_o:.5} max {max_o:.5}; llama.cpp median {med_t:.5} max {max_t:.5}",
+        "{isa:?} ({mode:?}), over {} positions: switchyard median {med_o:.5} max {max_o:.5}; llama.cpp median {med_t:.5} max {max_t:.5}",
         ours_all.len()
     );
+    if mode == Mode::Exact {
+        assert!(
+            max_o < EXACT_ERROR,
+            "largest deviation {max_o} ≥ {EXACT_ERROR}"
+        );
+    }
     assert!(
-        max_o < MAX_ERROR,
-        "largest deviation from the truth {max_o} ≥ {MAX_ERROR}"
+        med_o <= med_t * MEDIAN_RATIO,
+        "median deviation from the truth {med_o:.5}, llama.cpp's {med_t:.5}"
+    );
+    assert!(
+        max_o <= max_t * MAX_RATIO,
+        "largest deviation from the truth {max_o:.5}, llama.cpp's {max_t:.5}"
     );
     assert!(
         failures.is_empty(),

@@ -34,6 +34,11 @@ pub struct EngineArgs {
     /// earlier requests with the same prefix.
     #[arg(long)]
     no_enable_prefix_caching: bool,
+    /// Multiply quantized weights with f32 activations instead of 8-bit
+    /// activations and integer dot products (as llama.cpp does): slower,
+    /// and within rounding of the exact f32 computation.
+    #[arg(long)]
+    pub exact_activations: bool,
 }
 
 impl EngineArgs {

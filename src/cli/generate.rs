@@ -30,6 +30,9 @@ pub struct GenerateArgs {
     /// Compute threads (default: physical cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Repeat PROMPT's tokens to exactly this many (prefill benchmarks).
+    #[arg(long)]
+    prompt_tokens: Option<usize>,
     #[command(flatten)]
     engine: super::engine_args::EngineArgs,
     prompt: String,
@@ -39,7 +42,8 @@ pub fn run(a: GenerateArgs) -> CliResult {
     let source = a.model.source()?;
     let dtype = a.model.dtype()?;
     let threads = a.threads.unwrap_or_else(pool::physical_cores);
-    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
+    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
+        .with_exact_activations(a.engine.exact_activations);
     let loaded = crate::model::loaded::load(&source, dtype, &backend).map_err(|e| e.to_string())?;
     let prompt = if a.chat {
         let template = loaded
@@ -54,6 +58,11 @@ pub fn run(a: GenerateArgs) -> CliResult {
     } else {
         loaded.tokenizer.encode(&a.prompt, true, true)
     };
+    let prompt = match a.prompt_tokens {
+        Some(n) => repeat_to(&prompt, n),
+        None => prompt,
+    };
+    let n_prompt = prompt.len();
     let handle = engine::spawn(
         backend,
         loaded.model,
@@ -97,6 +106,13 @@ pub fn run(a: GenerateArgs) -> CliResult {
                 let total = started.elapsed();
                 let ttft = first_token.unwrap_or(total);
                 let decode = (total - ttft).as_secs_f64();
+                // The first token comes after the whole prompt's forward
+                // passes (and one sampling step): the prefill rate.
+                eprintln!(
+                    "[prefill: {n_prompt} tokens in {:.0} ms, {:.1} tokens/s]",
+                    ttft.as_secs_f64() * 1e3,
+                    n_prompt as f64 / ttft.as_secs_f64().max(1e-9)
+                );
                 eprintln!(
                     "[{} prompt tokens, {} generated, finish: {}; first token {:.0} ms, {:.1} tokens/s after it]",
                     usage.prompt_tokens,
@@ -111,4 +127,17 @@ pub fn run(a: GenerateArgs) -> CliResult {
         }
     }
     Err("the engine stopped before finishing".into())
+}
+
+/// `tokens` lengthened (or cut) to `n`: the first token (BOS, when the
+/// tokenizer adds one) once, the rest repeated.
+fn repeat_to(tokens: &[u32], n: usize) -> Vec<u32> {
+    let Some((&first, rest)) = tokens.split_first() else {
+        return Vec::new();
+    };
+    let body = if rest.is_empty() { tokens } else { rest };
+    std::iter::once(first)
+        .chain(body.iter().copied().cycle())
+        .take(n)
+        .collect()
 }

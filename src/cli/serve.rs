@@ -77,6 +77,7 @@ async fn serve(a: ServeArgs) -> CliResult {
             max_model_len: a.max_model_len,
             default_max_tokens: a.default_max_tokens,
             engine: a.engine.config()?,
+            exact_activations: a.engine.exact_activations,
             chat_template: a.chat_template.clone(),
         };
         let budget = a.engine.budget()?;
@@ -128,6 +129,7 @@ struct Limits {
     max_model_len: Option<usize>,
     default_max_tokens: Option<usize>,
     engine: engine::EngineConfig,
+    exact_activations: bool,
     chat_template: Option<String>,
 }
 
@@ -142,7 +144,8 @@ fn load_and_start(
     let source = model_args.source()?;
     let dtype = model_args.dtype()?;
     let started = std::time::Instant::now();
-    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)));
+    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
+        .with_exact_activations(limits.exact_activations);
     let backend_name = crate::backend::Backend::describe(&backend);
     let mut loaded =
         crate::model::loaded::load(&source, dtype, &backend).map_err(|e| e.to_string())?;

@@ -20,14 +20,14 @@ pub fn dequantize_rows(isa: Isa, m: &CpuMatrix, first: usize, n: usize, out: &mu
         let (q, s, dst) = (m.quants.as_ptr(), m.scales.as_ptr(), out.as_mut_ptr());
         // SAFETY: `isa` is only ever a level `Isa::supported` vouched for;
         // the block range lies inside the matrix (asserted above).
-        match isa {
+        match isa.float() {
             Isa::Avx512 => {
                 return with_block!(m.format, B => unsafe { x86::run512::<B>(q, s, blocks.start, blocks.len(), dst) })
             }
             Isa::Avx2 => {
                 return with_block!(m.format, B => unsafe { x86::run256::<B>(q, s, blocks.start, blocks.len(), dst) })
             }
-            Isa::Scalar => {}
+            _ => {}
         }
     }
     let _ = isa;

@@ -32,6 +32,27 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
     let (k, n) = (w.cols, w.rows);
     assert_eq!(x.len(), t * k, "activation shape");
     assert_eq!(out.len(), t * n, "output shape");
+    if super::qgemm::handles(w.format) {
+        return super::qgemm::matmul(pool, isa, x, t, w, out);
+    }
+    matmul_f32(pool, isa, x, t, w, out)
+}
+
+/// The same product with f32 activations whatever the weight format:
+/// quantized weights are dequantized (in registers, or per panel) and
+/// multiplied in f32.
+pub fn matmul_f32(
+    pool: &ComputePool,
+    isa: Isa,
+    x: &[f32],
+    t: usize,
+    w: &CpuMatrix,
+    out: &mut [f32],
+) {
+    let (k, n) = (w.cols, w.rows);
+    assert_eq!(x.len(), t * k, "activation shape");
+    assert_eq!(out.len(), t * n, "output shape");
+    let isa = isa.float();
     let out_ptr = DisjointOut::new(out);
     let n_panels = n.div_ceil(PANEL);
     #[cfg(target_arch = "x86_64")]
@@ -87,10 +108,10 @@ unsafe fn panel_kernel(
     r0: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    match isa {
+    match isa.float() {
         Isa::Avx512 => return x86::panel_avx512(x, t, k, panel, rows, out, n, r0),
         Isa::Avx2 => return x86::panel_avx2(x, t, k, panel, rows, out, n, r0),
-        Isa::Scalar => {}
+        _ => {}
     }
     let _ = isa;
     for i in 0..t {
@@ -290,65 +311,156 @@ pub(super) mod x86 {
 mod tests {
     use super::*;
     use crate::backend::bytes::SharedBytes;
-    use crate::backend::quant::{dequantize_scalar, quantize_q4_1, quantize_q8_0, WeightFormat};
+    use crate::backend::cpu::q8_act::QuantActs;
+    use crate::backend::quant::{dequantize_scalar, encode, WeightFormat};
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
         crate::backend::testing::uniform(n, seed, 1.0)
     }
 
-    fn reference(x: &[f32], t: usize, w: &[f32], n: usize, k: usize) -> Vec<f64> {
-        let mut out = vec![0f64; t * n];
+    /// Σ x·w in f64, and Σ |x·w| (the scale rounding errors grow with).
+    fn reference(x: &[f32], t: usize, w: &[f32], n: usize, k: usize) -> Vec<(f64, f64)> {
+        let mut out = Vec::with_capacity(t * n);
         for i in 0..t {
             for j in 0..n {
-                out[i * n + j] = (0..k)
-                    .map(|kk| x[i * k + kk] as f64 * w[j * k + kk] as f64)
-                    .sum();
+                let terms = (0..k).map(|kk| x[i * k + kk] as f64 * w[j * k + kk] as f64);
+                out.push(terms.fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs())));
             }
         }
         out
     }
 
+    /// The activations as the integer kernels see them, dequantized.
+    fn quantized(x: &[f32], t: usize, k: usize) -> Vec<f32> {
+        let mut qa = QuantActs::default();
+        qa.quantize(&ComputePool::new(1), Isa::Scalar, x, t, k, false);
+        (0..t * k)
+            .map(|e| qa.qs[e] as f32 * qa.d[e / BLOCK])
+            .collect()
+    }
+
+    /// Rigorous bound of |x·w − x̂·w| for quantized x̂: each value moves by
+    /// at most half its block's step, amax/254.
+    fn activation_error(x: &[f32], t: usize, w: &[f32], n: usize, k: usize) -> Vec<f64> {
+        let half_step: Vec<f64> = x
+            .chunks_exact(BLOCK)
+            .map(|b| b.iter().fold(0f32, |a, v| a.max(v.abs())) as f64 / 254.0)
+            .collect();
+        let mut out = Vec::with_capacity(t * n);
+        for i in 0..t {
+            for j in 0..n {
+                out.push(
+                    (0..k)
+                        .map(|kk| w[j * k + kk].abs() as f64 * half_step[(i * k + kk) / BLOCK])
+                        .sum(),
+                );
+            }
+        }
+        out
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    /// Every format on every ISA path: close to the f64 reference (of the
+    /// quantized activations, for quantized weights: tight; of the f32
+    /// ones: within the quantization's own bound), and every row the same
+    /// bits alone, in the full batch, and in sub-batches that put it at
+    /// other tile positions.
     #[test]
     fn matches_f64_reference_and_is_batch_invariant_on_every_isa() {
         let pool = ComputePool::new(2);
-        let (n, k) = (37, 96);
-        let wv = values(n * k, 1);
-        for (format, bytes) in [
-            (WeightFormat::Q4_1, quantize_q4_1(&wv)),
-            (WeightFormat::Q8_0, quantize_q8_0(&wv)),
-            (
-                WeightFormat::F32,
-                wv.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-        ] {
-            let mut deq = vec![0f32; n * k];
-            dequantize_scalar(format, &bytes, &mut deq);
-            let m = CpuMatrix::new(format, n, k, SharedBytes::owned(bytes)).unwrap();
-            for isa in [Isa::Avx512, Isa::Avx2, Isa::Scalar] {
-                if !isa.supported() {
+        let t = 64;
+        for (n, k) in [(37, 96), (45, 576), (21, 1536)] {
+            let wv = values(n * k, 1);
+            let x = values(t * k, 2);
+            let xq = quantized(&x, t, k);
+            for format in WeightFormat::ALL {
+                let bytes = encode(format, &wv);
+                let mut deq = vec![0f32; n * k];
+                dequantize_scalar(format, &bytes, &mut deq);
+                let m = CpuMatrix::new(format, n, k, SharedBytes::owned(bytes)).unwrap();
+                let integer = super::super::qgemm::handles(format);
+                let exact = reference(if integer { &xq } else { &x }, t, &deq, n, k);
+                let loose = reference(&x, t, &deq, n, k);
+                let bound = activation_error(&x, t, &deq, n, k);
+                for isa in Isa::ALL {
+                    if !isa.supported() {
+                        continue;
+                    }
+                    let what = format!("{format:?}/{isa:?} {n}×{k}");
+                    let mut out = vec![0f32; t * n];
+                    matmul(&pool, isa, &x, t, &m, &mut out);
+                    for (e, g) in out.iter().enumerate() {
+                        let (want, mag) = exact[e];
+                        let g = *g as f64;
+                        assert!(
+                            (g - want).abs() <= 1e-5 * mag + 1e-6,
+                            "{what}: {g} vs {want} at {e}"
+                        );
+                        let slack = if integer { bound[e] } else { 0.0 };
+                        let (want, mag) = loose[e];
+                        assert!(
+                            (g - want).abs() <= slack + 1e-5 * mag + 1e-6,
+                            "{what}: {g} vs f32 {want} at {e}"
+                        );
+                    }
+                    // Each row alone, then sub-batches of odd sizes at odd
+                    // offsets: the very same bits as inside the full batch.
+                    for i in 0..t {
+                        let mut one = vec![0f32; n];
+                        matmul(&pool, isa, &x[i * k..(i + 1) * k], 1, &m, &mut one);
+                        assert!(
+                            same_bits(&one, &out[i * n..(i + 1) * n]),
+                            "{what}: row {i} differs alone vs batched"
+                        );
+                    }
+                    let mut at = 0;
+                    for size in [3, 1, 6, 2, 13, 5, 34] {
+                        let mut part = vec![0f32; size * n];
+                        matmul(&pool, isa, &x[at * k..(at + size) * k], size, &m, &mut part);
+                        assert!(
+                            same_bits(&part, &out[at * n..(at + size) * n]),
+                            "{what}: rows {at}..{} differ in a batch of {size}",
+                            at + size
+                        );
+                        at += size;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The LM head's shape: 49152 rows, so many tasks and a large matrix.
+    #[test]
+    fn vocabulary_sized_matrices_match_the_scalar_path() {
+        let pool = ComputePool::new(2);
+        let (n, k, t) = (49152, 576, 3);
+        let wv = values(n * k, 3);
+        let x = values(t * k, 4);
+        for format in [WeightFormat::Q8_0, WeightFormat::Q4_1] {
+            let m = CpuMatrix::new(format, n, k, SharedBytes::owned(encode(format, &wv))).unwrap();
+            let mut want = vec![0f32; t * n];
+            matmul(&pool, Isa::Scalar, &x, t, &m, &mut want);
+            for isa in Isa::ALL {
+                if !isa.supported() || isa == Isa::Scalar {
                     continue;
                 }
-                let t = 11;
-                let x = values(t * k, 2);
-                let mut out = vec![0f32; t * n];
-                matmul(&pool, isa, &x, t, &m, &mut out);
-                let want = reference(&x, t, &deq, n, k);
-                for (g, w) in out.iter().zip(&want) {
+                let mut got = vec![0f32; t * n];
+                matmul(&pool, isa, &x, t, &m, &mut got);
+                for (g, w) in got.iter().zip(&want) {
                     assert!(
-                        (*g as f64 - w).abs() < 1e-4,
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
                         "{format:?}/{isa:?}: {g} vs {w}"
                     );
                 }
-                // Each row alone gives the very same bits as inside the batch.
-                for i in 0..t {
-                    let mut one = vec![0f32; n];
-                    matmul(&pool, isa, &x[i * k..(i + 1) * k], 1, &m, &mut one);
-                    let same = one
-                        .iter()
-                        .zip(&out[i * n..(i + 1) * n])
-                        .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "{format:?}/{isa:?}: row {i} differs alone vs batched");
-                }
+                let mut last = vec![0f32; n];
+                matmul(&pool, isa, &x[(t - 1) * k..], 1, &m, &mut last);
+                assert!(
+                    same_bits(&last, &got[(t - 1) * n..]),
+                    "{format:?}/{isa:?}: last row"
+                );
             }
         }
     }

@@ -1,17 +1,22 @@
 //! The CPU backend: runtime-dispatched SIMD kernels on the shared compute
 //! pool. The reference every other backend is compared with.
 
+mod affinity;
 mod attention;
 mod blocks;
 mod dequant;
 mod disjoint;
 mod gemm;
 mod gemv;
+mod int_dot;
 pub mod isa;
 mod layout;
 mod matrix;
 mod ops;
 pub mod pool;
+mod q4_groups;
+mod q8_act;
+mod qgemm;
 
 pub use attention::CpuKvCache;
 pub use isa::Isa;
@@ -26,6 +31,10 @@ use std::sync::Arc;
 pub struct CpuBackend {
     pool: Arc<ComputePool>,
     isa: Isa,
+    /// Quantized weights meet f32 activations (dequantized in registers)
+    /// instead of 8-bit activations and integer dot products: slower, and
+    /// within rounding of the exact f32 computation.
+    exact_activations: bool,
 }
 
 /// Row-major f32 activations.
@@ -52,13 +61,24 @@ impl CpuBackend {
         CpuBackend {
             pool,
             isa: isa::isa(),
+            exact_activations: false,
         }
+    }
+
+    /// Runs quantized matmuls on f32 activations (see the field).
+    pub fn with_exact_activations(mut self, exact: bool) -> Self {
+        self.exact_activations = exact;
+        self
     }
 
     /// A backend on a given instruction set, for comparing paths; None if
     /// this CPU cannot run it.
     pub fn with_isa(pool: Arc<ComputePool>, isa: Isa) -> Option<Self> {
-        isa.supported().then_some(CpuBackend { pool, isa })
+        isa.supported().then_some(CpuBackend {
+            pool,
+            isa,
+            exact_activations: false,
+        })
     }
 
     pub fn pool(&self) -> &Arc<ComputePool> {
@@ -128,7 +148,12 @@ impl Backend for CpuBackend {
 
     fn matmul(&self, x: &CpuBuffer, w: &CpuMatrix, out: &mut CpuBuffer) {
         self.resize(out, x.rows);
-        gemm::matmul(
+        let run = if self.exact_activations {
+            gemm::matmul_f32
+        } else {
+            gemm::matmul
+        };
+        run(
             &self.pool,
             self.isa,
             x.as_slice(),

@@ -78,12 +78,22 @@ impl ComputePool {
             park_lock: Mutex::new(()),
             wake: Condvar::new(),
         });
+        // Worker i takes the i-th CPU of the order, one per core first;
+        // the calling thread stays unpinned (it belongs to an engine) and
+        // the scheduler leaves it the CPU no worker holds.
+        let cpus = super::affinity::cpu_order();
         let workers = (1..n_threads)
             .map(|i| {
                 let shared = shared.clone();
+                let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
                 std::thread::Builder::new()
                     .name(format!("compute-{i}"))
-                    .spawn(move || worker_loop(&shared))
+                    .spawn(move || {
+                        if let Some(cpu) = cpu {
+                            super::affinity::pin_current_thread(cpu);
+                        }
+                        worker_loop(&shared)
+                    })
                     .expect("spawning a compute thread")
             })
             .collect();
