@@ -77,19 +77,20 @@ impl Client {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<Outcome, Failure> {
-        let host = self.host.clone();
-        let sender = self.connection().await?;
-        sender.ready().await.map_err(|_| Failure::Connect)?;
-        let req = hyper::Request::post(path)
-            .header("host", host)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|_| Failure::Connect)?;
+        let body = Bytes::from(body.to_string());
         let start = Instant::now();
-        let resp = sender.send_request(req).await.map_err(|_| {
-            self.sender = None;
-            Failure::Connect
-        })?;
+        // A kept-alive connection the server has closed in the meantime
+        // fails before the request goes out: retry once on a fresh one.
+        let resp = match self.send(path, body.clone()).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.sender = None;
+                self.send(path, body).await.map_err(|e| {
+                    self.sender = None;
+                    e
+                })?
+            }
+        };
         let status = resp.status().as_u16();
         let mut body = resp.into_body();
         if status != 200 {
@@ -134,6 +135,24 @@ impl Client {
             e2e,
             output_tokens: usage_tokens.unwrap_or(arrivals.len() as u64),
         })
+    }
+}
+
+impl Client {
+    async fn send(
+        &mut self,
+        path: &str,
+        body: Bytes,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+        let host = self.host.clone();
+        let sender = self.connection().await?;
+        sender.ready().await.map_err(|_| Failure::Connect)?;
+        let req = hyper::Request::post(path)
+            .header("host", host)
+            .header("content-type", "application/json")
+            .body(Full::new(body))
+            .map_err(|_| Failure::Connect)?;
+        sender.send_request(req).await.map_err(|_| Failure::Connect)
     }
 }
 
