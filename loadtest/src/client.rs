@@ -85,10 +85,11 @@ impl Client {
             Ok(r) => r,
             Err(_) => {
                 self.sender = None;
-                self.send(path, body).await.map_err(|e| {
+                let retried = self.send(path, body).await;
+                if retried.is_err() {
                     self.sender = None;
-                    e
-                })?
+                }
+                retried?
             }
         };
         let status = resp.status().as_u16();
