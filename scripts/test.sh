@@ -43,7 +43,7 @@ if [[ ! -f $stamp ]]; then
 fi
 
 stage "release build"
-cargo build --release --locked --all-targets
+cargo build --release --locked --workspace --all-targets
 
 stage "default model"
 ./target/release/switchyard models pull smollm2-135m-instruct >"$CACHE/model-path"
@@ -55,7 +55,7 @@ PYTHON=$VENV/bin/python bash scripts/fetch-vocab-tests.sh "$CACHE/vocab"
 export SWITCHYARD_VOCAB_DIR=$CACHE/vocab
 
 stage "cargo test"
-cargo test --release --locked
+cargo test --release --locked --workspace
 
 stage "end-to-end tests"
 SWITCHYARD_BIN=$PWD/target/release/switchyard "$VENV/bin/python" -m pytest -q tests/e2e
