@@ -72,7 +72,11 @@ async fn serve(a: ServeArgs) -> CliResult {
         let state = state.clone();
         let model_args = a.model.clone();
         let names = a.served_model_name.clone();
-        let threads = a.threads.unwrap_or_else(pool::physical_cores);
+        // One compute pool and one KV budget for every engine this process
+        // will run.
+        let pool = Arc::new(ComputePool::new(
+            a.threads.unwrap_or_else(pool::physical_cores),
+        ));
         let limits = Limits {
             max_model_len: a.max_model_len,
             default_max_tokens: a.default_max_tokens,
@@ -82,7 +86,7 @@ async fn serve(a: ServeArgs) -> CliResult {
         };
         let budget = a.engine.budget()?;
         tokio::task::spawn_blocking(move || {
-            load_and_start(&state, &model_args, names, limits, &budget, threads)
+            load_and_start(&state, &model_args, names, limits, &budget, pool)
         })
     };
     let shutdown = async {
@@ -139,13 +143,12 @@ fn load_and_start(
     mut names: Vec<String>,
     limits: Limits,
     budget: &Arc<engine::KvBudget>,
-    threads: usize,
+    pool: Arc<ComputePool>,
 ) -> CliResult {
     let source = model_args.source()?;
     let dtype = model_args.dtype()?;
     let started = std::time::Instant::now();
-    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
-        .with_exact_activations(limits.exact_activations);
+    let backend = CpuBackend::new(pool).with_exact_activations(limits.exact_activations);
     let backend_name = crate::backend::Backend::describe(&backend);
     let mut loaded =
         crate::model::loaded::load(&source, dtype, &backend).map_err(|e| e.to_string())?;
