@@ -56,6 +56,7 @@ impl EngineArgs {
             block_size: self.block_size,
             kv_dtype,
             prefix_caching: !self.no_enable_prefix_caching,
+            ..EngineConfig::default()
         };
         config.validate()?;
         Ok(config)

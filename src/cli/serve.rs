@@ -183,11 +183,16 @@ fn load_and_start(
         env!("CARGO_PKG_VERSION"),
         crate::backend::cpu::isa::isa().name()
     );
+    let config = engine::EngineConfig {
+        model_name: names[0].clone(),
+        version: "boot".into(),
+        ..limits.engine.clone()
+    };
     let handle = engine::spawn(
         backend,
         loaded.model,
         loaded.tokenizer.clone(),
-        &limits.engine,
+        &config,
         budget,
     )
     .map_err(|e| e.to_string())?;

@@ -16,6 +16,9 @@ pub struct EngineConfig {
     pub block_size: usize,
     pub kv_dtype: KvDtype,
     pub prefix_caching: bool,
+    /// Metric labels: the model's served name and its version.
+    pub model_name: String,
+    pub version: String,
 }
 
 impl Default for EngineConfig {
@@ -29,6 +32,8 @@ impl Default for EngineConfig {
             block_size: 16,
             kv_dtype: KvDtype::F32,
             prefix_caching: true,
+            model_name: "default".into(),
+            version: "boot".into(),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::request::{Event, FinishReason, SamplingParams, TokenLogprob, Usage};
 use super::sampler::{logprob_of, Sampler};
 use super::stop::{StopMatcher, StopOutcome};
 use crate::model::tokenizer::{IncrementalDecoder, Tokenizer};
+use crate::telemetry::metrics::EngineMetrics;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
@@ -43,7 +44,8 @@ pub(super) struct Output {
     prompt_logprobs: Vec<TokenLogprob>,
     prompt_logprobs_sent: bool,
     pub submitted: Instant,
-    pub first_token: Option<Instant>,
+    first_scheduled: Option<Instant>,
+    last_token: Option<Instant>,
 }
 
 impl Output {
@@ -78,7 +80,8 @@ impl Output {
             prompt_logprobs: Vec::new(),
             prompt_logprobs_sent: false,
             submitted: Instant::now(),
-            first_token: None,
+            first_scheduled: None,
+            last_token: None,
         }
     }
 
@@ -109,20 +112,30 @@ impl Output {
         }
     }
 
+    /// The request's tokens are in a step for the first time: its wait in
+    /// the queue is over (a preempted request's second wait is not counted).
+    pub fn scheduled(&mut self, metrics: &EngineMetrics) {
+        if self.first_scheduled.is_none() {
+            let now = Instant::now();
+            self.first_scheduled = Some(now);
+            metrics.scheduled(now - self.submitted);
+        }
+    }
+
     pub fn fail(&self, error: EngineError) {
         let _ = self.events.send(Err(error));
     }
 
     /// The logits after the sequence's last token: picks the next token and
     /// streams what it completes.
-    pub fn next_token(&mut self, logits: &[f32]) -> Next {
-        match self.advance(logits) {
+    pub fn next_token(&mut self, logits: &[f32], metrics: &EngineMetrics) -> Next {
+        match self.advance(logits, metrics) {
             Ok(next) => next,
             Err(Gone) => Next::Done,
         }
     }
 
-    fn advance(&mut self, logits: &[f32]) -> Result<Next, Gone> {
+    fn advance(&mut self, logits: &[f32], metrics: &EngineMetrics) -> Result<Next, Gone> {
         if self.params.prompt_logprobs.is_some() && !self.prompt_logprobs_sent {
             self.prompt_logprobs_sent = true;
             let all = std::mem::take(&mut self.prompt_logprobs);
@@ -140,7 +153,11 @@ impl Output {
         }
         let logprob = self.params.logprobs.map(|top| logprob_of(logits, id, top));
         self.generated += 1;
-        self.first_token.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        match self.last_token.replace(now) {
+            None => metrics.first_token(now - self.submitted),
+            Some(before) => metrics.token_gap(now - before),
+        }
         // A grammar ends generation at its end-of-generation token,
         // ignore_eos or not: nothing else may follow.
         if (!self.params.ignore_eos || self.constraint.is_some()) && self.tokenizer.is_eog(id) {
@@ -151,7 +168,7 @@ impl Output {
                 logprob,
             };
             self.send(token)?;
-            self.finish(FinishReason::Stop, text, None)?;
+            self.finish(FinishReason::Stop, text, None, metrics)?;
             return Ok(Next::Done);
         }
         let piece = self.decoder.push(id);
@@ -160,20 +177,20 @@ impl Output {
                 self.send(Event::Token { id, text, logprob })?;
                 if self.constraint.as_ref().is_some_and(|c| c.is_complete()) {
                     let text = self.remaining_text();
-                    self.finish(FinishReason::Stop, text, None)?;
+                    self.finish(FinishReason::Stop, text, None, metrics)?;
                     return Ok(Next::Done);
                 }
             }
             StopOutcome::Stopped { text, stop } => {
                 self.send(Event::Token { id, text, logprob })?;
-                self.finish(FinishReason::Stop, String::new(), Some(stop))?;
+                self.finish(FinishReason::Stop, String::new(), Some(stop), metrics)?;
                 return Ok(Next::Done);
             }
         }
         let length = self.prompt.len() + self.generated;
         if self.generated >= self.params.max_tokens || length >= self.context_length {
             let text = self.remaining_text();
-            self.finish(FinishReason::Length, text, None)?;
+            self.finish(FinishReason::Length, text, None, metrics)?;
             return Ok(Next::Done);
         }
         Ok(Next::Continue(id))
@@ -200,11 +217,18 @@ impl Output {
         reason: FinishReason,
         text: String,
         matched_stop: Option<String>,
+        metrics: &EngineMetrics,
     ) -> Result<(), Gone> {
+        let usage = self.usage();
+        metrics.finished(
+            self.submitted.elapsed(),
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        );
         self.send(Event::Finished {
             reason,
             text,
-            usage: self.usage(),
+            usage,
             matched_stop,
         })
     }

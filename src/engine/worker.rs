@@ -16,6 +16,7 @@ use super::stats::{EngineSnapshot, EngineStats};
 use crate::backend::{Backend, KvBatch};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::{Scratch, Transformer};
+use crate::telemetry::metrics::EngineMetrics;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,7 @@ pub(super) struct Engine<B: Backend> {
     logit_rows: Vec<usize>,
     pub(super) stats: Arc<EngineStats>,
     steps: u64,
+    metrics: EngineMetrics,
 }
 
 impl<B: Backend> Engine<B> {
@@ -95,6 +97,7 @@ impl<B: Backend> Engine<B> {
             logit_rows: Vec::new(),
             stats: Arc::new(EngineStats::default()),
             steps: 0,
+            metrics: EngineMetrics::new(&config.model_name, &config.version),
         })
     }
 
@@ -163,6 +166,7 @@ impl<B: Backend> Engine<B> {
     /// One step: schedule, run the forward pass, hand out the logits.
     /// Returns the plan it ran (empty when there was nothing to do).
     pub(super) fn step(&mut self) -> Plan {
+        let started = std::time::Instant::now();
         self.drop_cancelled();
         let plan = self.scheduler.schedule();
         if plan.items.is_empty() {
@@ -173,10 +177,12 @@ impl<B: Backend> Engine<B> {
         self.ids.clear();
         self.logit_rows.clear();
         for it in &plan.items {
-            let (Some(seq), Some(out)) = (self.scheduler.get(it.seq), self.outputs.get(&it.seq))
+            let (Some(seq), Some(out)) =
+                (self.scheduler.get(it.seq), self.outputs.get_mut(&it.seq))
             else {
                 continue;
             };
+            out.scheduled(&self.metrics);
             let first_row = self.ids.len();
             self.batch
                 .push_sequence(&seq.blocks, it.start..it.start + it.len);
@@ -215,6 +221,7 @@ impl<B: Backend> Engine<B> {
         };
         self.hand_out(&plan, &logits);
         self.steps += 1;
+        self.metrics.step(plan.items.len(), started.elapsed());
         self.publish_stats();
         plan
     }
@@ -263,7 +270,8 @@ impl<B: Backend> Engine<B> {
             let Some(row) = last.filter(|r| r.len() == vocab) else {
                 continue;
             };
-            let next = std::panic::catch_unwind(AssertUnwindSafe(|| out.next_token(row)))
+            let metrics = &self.metrics;
+            let next = std::panic::catch_unwind(AssertUnwindSafe(|| out.next_token(row, metrics)))
                 .unwrap_or_else(|panic| {
                     let msg = panic_message(panic);
                     tracing::error!(error = %msg, "sampling panicked; the request fails");
