@@ -13,6 +13,8 @@ pub struct EngineStats {
     prefix_hit_tokens: AtomicU64,
     preemptions: AtomicU64,
     steps: AtomicU64,
+    busy_ns: AtomicU64,
+    alive_ns: AtomicU64,
 }
 
 /// One reading of an engine's state and running totals.
@@ -27,6 +29,9 @@ pub struct EngineSnapshot {
     pub prefix_hit_tokens: u64,
     pub preemptions: u64,
     pub steps: u64,
+    /// Time spent in steps, and since the engine started (nanoseconds).
+    pub busy_ns: u64,
+    pub alive_ns: u64,
 }
 
 impl EngineSnapshot {
@@ -50,6 +55,8 @@ impl EngineStats {
         self.prefix_hit_tokens.store(s.prefix_hit_tokens, Relaxed);
         self.preemptions.store(s.preemptions, Relaxed);
         self.steps.store(s.steps, Relaxed);
+        self.busy_ns.store(s.busy_ns, Relaxed);
+        self.alive_ns.store(s.alive_ns, Relaxed);
     }
 
     pub fn snapshot(&self) -> EngineSnapshot {
@@ -62,6 +69,8 @@ impl EngineStats {
             prefix_hit_tokens: self.prefix_hit_tokens.load(Relaxed),
             preemptions: self.preemptions.load(Relaxed),
             steps: self.steps.load(Relaxed),
+            busy_ns: self.busy_ns.load(Relaxed),
+            alive_ns: self.alive_ns.load(Relaxed),
         }
     }
 }

@@ -41,6 +41,8 @@ pub(super) struct Engine<B: Backend> {
     pub(super) stats: Arc<EngineStats>,
     steps: u64,
     metrics: EngineMetrics,
+    born: std::time::Instant,
+    busy: std::time::Duration,
 }
 
 impl<B: Backend> Engine<B> {
@@ -98,6 +100,8 @@ impl<B: Backend> Engine<B> {
             stats: Arc::new(EngineStats::default()),
             steps: 0,
             metrics: EngineMetrics::new(&config.model_name, &config.version),
+            born: std::time::Instant::now(),
+            busy: std::time::Duration::ZERO,
         })
     }
 
@@ -221,7 +225,9 @@ impl<B: Backend> Engine<B> {
         };
         self.hand_out(&plan, &logits);
         self.steps += 1;
-        self.metrics.step(plan.items.len(), started.elapsed());
+        let took = started.elapsed();
+        self.busy += took;
+        self.metrics.step(plan.items.len(), took);
         self.publish_stats();
         plan
     }
@@ -238,6 +244,8 @@ impl<B: Backend> Engine<B> {
             prefix_hit_tokens: cache.hit_tokens,
             preemptions: s.preemptions(),
             steps: self.steps,
+            busy_ns: self.busy.as_nanos() as u64,
+            alive_ns: self.born.elapsed().as_nanos() as u64,
         });
     }
 

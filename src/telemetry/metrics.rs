@@ -20,6 +20,7 @@ pub const PREFIX_CACHE_QUERIES: &str = "switchyard_prefix_cache_queries_total";
 pub const PREFIX_CACHE_HITS: &str = "switchyard_prefix_cache_hits_total";
 pub const PREEMPTIONS: &str = "switchyard_preemptions_total";
 pub const ENGINE_STEPS: &str = "switchyard_engine_steps_total";
+pub const ENGINE_BUSY: &str = "switchyard_engine_busy_ratio";
 pub const TIME_TO_FIRST_TOKEN: &str = "switchyard_time_to_first_token_seconds";
 pub const INTER_TOKEN_LATENCY: &str = "switchyard_inter_token_latency_seconds";
 pub const REQUEST_DURATION: &str = "switchyard_request_duration_seconds";
@@ -113,6 +114,11 @@ fn describe() {
         "Sequences that gave back their KV blocks to be recomputed later"
     );
     describe_counter!(ENGINE_STEPS, "Forward passes the engine has run");
+    describe_gauge!(
+        ENGINE_BUSY,
+        Unit::Percent,
+        "Share of wall time the engine spent running steps since the previous scrape, 0 to 1"
+    );
     describe_histogram!(
         TIME_TO_FIRST_TOKEN,
         Unit::Seconds,
@@ -231,6 +237,29 @@ pub fn engine_state(model: &str, version: &str, s: &EngineSnapshot) {
     metrics::counter!(PREFIX_CACHE_HITS, &labels).absolute(s.prefix_hit_tokens);
     metrics::counter!(PREEMPTIONS, &labels).absolute(s.preemptions);
     metrics::counter!(ENGINE_STEPS, &labels).absolute(s.steps);
+    metrics::gauge!(ENGINE_BUSY, &labels).set(busy_ratio(model, version, s));
+}
+
+/// Busy time over wall time since this engine's previous scrape (since
+/// its start on the first).
+fn busy_ratio(model: &str, version: &str, s: &EngineSnapshot) -> f64 {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    /// (busy, alive) nanoseconds at the previous scrape, per engine.
+    type Readings = HashMap<(String, String), (u64, u64)>;
+    static LAST: Mutex<Option<Readings>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let key = (model.to_owned(), version.to_owned());
+    let (busy0, alive0) = last
+        .get_or_insert_with(HashMap::new)
+        .insert(key, (s.busy_ns, s.alive_ns))
+        .filter(|&(_, alive0)| alive0 <= s.alive_ns)
+        .unwrap_or((0, 0));
+    let wall = s.alive_ns.saturating_sub(alive0);
+    if wall == 0 {
+        return 0.0;
+    }
+    (s.busy_ns.saturating_sub(busy0) as f64 / wall as f64).clamp(0.0, 1.0)
 }
 
 /// The git commit the binary was built from, when the build knew it.

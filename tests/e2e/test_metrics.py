@@ -82,6 +82,9 @@ def test_counters_and_histograms_match_what_clients_saw(tiny):
     # Every histogram bucket count is cumulative up to +Inf = _count.
     inf = value(after, "switchyard_time_to_first_token_seconds_bucket", le="+Inf", **engine)
     assert inf == value(after, "switchyard_time_to_first_token_seconds_count", **engine)
+    # The engine worked between the scrapes, and a share is a share.
+    busy = value(after, "switchyard_engine_busy_ratio", **engine)
+    assert 0 < busy <= 1, busy
     # At rest nothing runs or waits.
     assert value(after, "switchyard_requests_running", **engine) == 0
     assert value(after, "switchyard_requests_waiting", **engine) == 0
