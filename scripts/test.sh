@@ -23,15 +23,22 @@ stage() {
 }
 
 stage "system tools"
-# curl drives part of the conformance suite, as users of the API do.
-if ! command -v curl >/dev/null; then
+# curl drives part of the conformance suite, as users of the API do;
+# Prometheus (and its promtool) checks the alert rules and scrapes a live
+# server.
+need() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null && return 0
   if [[ $(id -u) == 0 ]]; then
-    apt-get install -y --no-install-recommends curl >/dev/null || { apt-get update >/dev/null && apt-get install -y --no-install-recommends curl >/dev/null; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >/dev/null ||
+      { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >/dev/null; }
   else
-    echo "curl is missing: install it (apt-get install curl)" >&2
+    echo "$cmd is missing: install it (apt-get install $pkg)" >&2
     exit 1
   fi
-fi
+}
+need curl curl
+need promtool prometheus
 
 stage "python venv"
 VENV=$CACHE/venv

@@ -29,6 +29,15 @@ pub const PROMPT_TOKENS: &str = "switchyard_prompt_tokens";
 pub const GENERATION_TOKENS: &str = "switchyard_generation_tokens";
 pub const BATCH_SIZE: &str = "switchyard_batch_size";
 pub const ENGINE_STEP_DURATION: &str = "switchyard_engine_step_duration_seconds";
+// GPU metrics, per device, from NVML. Their poller comes with the GPU
+// backend; the names are fixed here so that alerts and dashboards can use
+// them.
+pub const GPU_UTILIZATION: &str = "switchyard_gpu_utilization_ratio";
+pub const GPU_MEMORY_USED: &str = "switchyard_gpu_memory_used_bytes";
+pub const GPU_MEMORY_TOTAL: &str = "switchyard_gpu_memory_total_bytes";
+pub const GPU_POWER: &str = "switchyard_gpu_power_watts";
+pub const GPU_TEMPERATURE: &str = "switchyard_gpu_temperature_celsius";
+pub const GPU_SM_CLOCK: &str = "switchyard_gpu_sm_clock_hertz";
 pub const PROMPT_TOKENS_TOTAL: &str = "switchyard_prompt_tokens_total";
 pub const GENERATION_TOKENS_TOTAL: &str = "switchyard_generation_tokens_total";
 
