@@ -1,9 +1,9 @@
 """grafana/ against a real Prometheus: promtool accepts the configuration
 and the rules, every alert's unit test fires and resolves, every metric
-the rules use is defined in telemetry/metrics.rs and (GPU names aside)
-present in a live scrape, and every rule expression evaluates without
-error in a Prometheus scraping switchyard under load from the load
-generator."""
+the rules and dashboards use is defined in telemetry/metrics.rs and (GPU
+names aside) present in a live scrape, and every rule and dashboard
+expression, variables substituted, evaluates without error in a
+Prometheus scraping switchyard under load from the load generator."""
 
 import json
 import re
@@ -32,6 +32,21 @@ def rule_expressions():
     return [m.strip() for m in re.findall(r"^\s*expr:\s*(.+)$", (GRAFANA / "alerts.yml").read_text(), re.M)]
 
 
+def dashboard_expressions():
+    """Every panel query of every dashboard, with the dashboard variables
+    as Grafana would substitute them (all models, a short rate window)."""
+    out = []
+    for path in sorted((GRAFANA / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text())
+        assert board["templating"]["list"], path
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$model", ".*").replace("$__rate_interval", "10s")
+                assert "$" not in expr, (path.name, panel["title"], expr)
+                out.append(expr)
+    return out
+
+
 DEFINED = set(re.findall(r'"(switchyard_[a-z0-9_]+)"', METRICS_RS))
 
 
@@ -53,9 +68,9 @@ def test_promtool_accepts_the_configuration_and_every_alert_fires_and_resolves()
     assert "SUCCESS" in promtool("test", "rules", "alerts_test.yml")
 
 
-def test_every_metric_the_rules_use_is_defined():
-    used = set().union(*(metric_names(e) for e in rule_expressions()))
-    assert len(used) >= 7, used
+def test_every_metric_the_rules_and_dashboards_use_is_defined():
+    used = set().union(*(metric_names(e) for e in rule_expressions() + dashboard_expressions()))
+    assert len(used) >= 20, used
     assert used <= DEFINED, used - DEFINED
 
 
@@ -120,11 +135,18 @@ def test_the_rules_evaluate_against_a_live_scrape(tiny, prometheus, tmp_path):
             break
         assert time.monotonic() < deadline, "Prometheus never scraped the load"
         time.sleep(0.5)
-    for expr in rule_expressions():
+    everything = rule_expressions() + dashboard_expressions()
+    for expr in everything:
         query(prometheus, expr)
-    # Every metric the rules use, GPU metrics aside, is in the live scrape.
+    # The dashboards' model variable finds the served model.
+    models = httpx.get(f"{prometheus}/api/v1/label/model/values",
+                       params={"match[]": "switchyard_model_info"}, timeout=10).json()["data"]
+    assert models == ["t"], models
+    # And the panels that matter most have data.
+    assert query(prometheus, dashboard_expressions()[0]), "no requests per second"
+    # Every metric used, GPU metrics aside, is in the live scrape.
     scraped = httpx.get(f"{tiny}/metrics", timeout=10).text
-    for name in set().union(*(metric_names(e) for e in rule_expressions())):
+    for name in set().union(*(metric_names(e) for e in everything)):
         if name.startswith("switchyard_gpu_"):
             continue
         assert re.search(rf"^{name}(_bucket|_count|_sum)?{{", scraped, re.M), name
