@@ -53,6 +53,9 @@ READY_PATH=ready measure switchyard ./target/release/switchyard serve --model "$
 READY_PATH=health measure llama-server "$LLAMA_SERVER" -m "$MODEL" --port $PORT -t "$THREADS" \
   --parallel "$PARALLEL" -c $((PARALLEL * (PROMPT + GEN + 64))) --no-warmup
 
+./target/release/switchyard-loadtest --no-run --compare "$OUT/switchyard.json" \
+  --compare "$OUT/llama-server.json" --chart "$OUT/batching.svg"
+echo "chart: $OUT/batching.svg"
 python3 - "$OUT/switchyard.json" "$OUT/llama-server.json" <<'PY'
 import json, sys
 ours, theirs = (json.load(open(p))["levels"] for p in sys.argv[1:3])

@@ -4,6 +4,7 @@
 //! errors per level, as a table and as JSON. Bounded by request count and
 //! duration; meant for 127.0.0.1.
 
+mod chart;
 mod client;
 mod prompts;
 mod stats;
@@ -61,6 +62,16 @@ struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     out: Option<String>,
+    /// Draw an SVG chart of this run (and of the `--compare` reports)
+    /// against concurrency.
+    #[arg(long)]
+    chart: Option<String>,
+    /// Reports of earlier runs (e.g. another server) to draw beside this one.
+    #[arg(long)]
+    compare: Vec<String>,
+    /// Send nothing: only draw `--chart` from the `--compare` reports.
+    #[arg(long)]
+    no_run: bool,
 }
 
 #[tokio::main]
@@ -73,6 +84,24 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let mut series = Vec::new();
+    if !args.no_run {
+        let report = load(&args).await?;
+        series.push(chart::Series::from_report(&report));
+    }
+    for path in &args.compare {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        let report = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        series.push(chart::Series::from_report(&report));
+    }
+    if let Some(path) = &args.chart {
+        std::fs::write(path, chart::svg(&series)).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs every level and returns the report.
+async fn load(args: &Args) -> Result<serde_json::Value, String> {
     let addr = args
         .url
         .strip_prefix("http://")
@@ -156,8 +185,7 @@ async fn run(args: Args) -> Result<(), String> {
         );
         levels.push(level);
     }
-    if let Some(path) = &args.out {
-        let report = json!({
+    let report = json!({
             "label": args.label,
             "url": args.url,
             "model": args.model,
@@ -165,11 +193,12 @@ async fn run(args: Args) -> Result<(), String> {
             "shared_prefix_tokens": args.shared_prefix_tokens,
             "max_tokens": args.max_tokens,
             "levels": levels,
-        });
+    });
+    if let Some(path) = &args.out {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
     }
-    Ok(())
+    Ok(report)
 }
 
 type Results = Vec<Result<Outcome, Failure>>;
