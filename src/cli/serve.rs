@@ -65,6 +65,7 @@ async fn serve(a: ServeArgs) -> CliResult {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     crate::telemetry::metrics::install()?;
+    crate::telemetry::gpu::start(std::time::Duration::from_secs(5));
     let state = AppState::new();
     tracing::info!(%local, "listening; loading the model");
 

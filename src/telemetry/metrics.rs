@@ -29,9 +29,8 @@ pub const PROMPT_TOKENS: &str = "switchyard_prompt_tokens";
 pub const GENERATION_TOKENS: &str = "switchyard_generation_tokens";
 pub const BATCH_SIZE: &str = "switchyard_batch_size";
 pub const ENGINE_STEP_DURATION: &str = "switchyard_engine_step_duration_seconds";
-// GPU metrics, per device, from NVML. Their poller comes with the GPU
-// backend; the names are fixed here so that alerts and dashboards can use
-// them.
+// GPU metrics, per device (label `gpu`, the NVML index), from the poller
+// in `gpu.rs`.
 pub const GPU_UTILIZATION: &str = "switchyard_gpu_utilization_ratio";
 pub const GPU_MEMORY_USED: &str = "switchyard_gpu_memory_used_bytes";
 pub const GPU_MEMORY_TOTAL: &str = "switchyard_gpu_memory_total_bytes";
@@ -159,6 +158,22 @@ fn describe() {
         "Generated tokens of each finished request"
     );
     describe_histogram!(BATCH_SIZE, Unit::Count, "Sequences in each engine step");
+    describe_gauge!(
+        GPU_UTILIZATION,
+        Unit::Percent,
+        "Share of the last sample period a kernel ran on the GPU, 0 to 1 (NVML)"
+    );
+    describe_gauge!(GPU_MEMORY_USED, Unit::Bytes, "GPU memory in use (NVML)");
+    describe_gauge!(GPU_MEMORY_TOTAL, Unit::Bytes, "GPU memory installed (NVML)");
+    describe_gauge!(GPU_POWER, "GPU power draw in watts (NVML)");
+    describe_gauge!(
+        GPU_TEMPERATURE,
+        "GPU core temperature in degrees Celsius (NVML)"
+    );
+    describe_gauge!(
+        GPU_SM_CLOCK,
+        "GPU streaming-multiprocessor clock in hertz (NVML)"
+    );
     describe_histogram!(
         ENGINE_STEP_DURATION,
         Unit::Seconds,

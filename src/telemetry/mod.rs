@@ -1,5 +1,7 @@
-//! Logging, and every metric name with its help text (`metrics.rs`).
+//! Logging, every metric name with its help text (`metrics.rs`), and the
+//! GPU poller (`gpu.rs`).
 
+pub mod gpu;
 pub mod metrics;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).

@@ -14,10 +14,14 @@ from conftest import serve_until_done
 
 
 @pytest.fixture(scope="module")
-def tiny(bin_path, tmp_path_factory):
-    log = tmp_path_factory.mktemp("metrics") / "server.log"
+def server_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("metrics") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def tiny(bin_path, server_log):
     yield from serve_until_done(
-        bin_path, log, ["--load-format", "dummy", "--model", "tiny"], "--served-model-name", "t"
+        bin_path, server_log, ["--load-format", "dummy", "--model", "tiny"], "--served-model-name", "t"
     )
 
 
@@ -88,3 +92,16 @@ def test_counters_and_histograms_match_what_clients_saw(tiny):
     # At rest nothing runs or waits.
     assert value(after, "switchyard_requests_running", **engine) == 0
     assert value(after, "switchyard_requests_waiting", **engine) == 0
+
+
+def test_gpu_metrics_come_from_nvml_or_are_absent_with_a_reason(tiny, server_log):
+    scraped = httpx.get(f"{tiny}/metrics", timeout=10).text
+    gpu_samples = [l for l in scraped.splitlines() if l.startswith("switchyard_gpu_")]
+    log = server_log.read_text()
+    if "no GPU metrics" in log:
+        assert gpu_samples == [], gpu_samples
+        assert "NVML" in log
+    else:
+        # A machine with a GPU: every device reports its memory.
+        assert "GPU metrics from NVML" in log, log[-2000:]
+        assert any(l.startswith("switchyard_gpu_memory_total_bytes{") for l in gpu_samples)
