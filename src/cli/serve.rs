@@ -208,7 +208,12 @@ fn load_and_start(
         ms = started.elapsed().as_millis() as u64,
         "model ready"
     );
-    crate::telemetry::metrics::model_served(&names[0], "boot", &loaded.weights.to_string());
+    crate::telemetry::metrics::model_served(
+        &names[0],
+        "boot",
+        &loaded.weights.to_string(),
+        &known_digest(model_args, &source),
+    );
     state.set_model(ServedModel {
         names,
         fingerprint,
@@ -221,6 +226,25 @@ fn load_and_start(
         created: server::openai::now_unix(),
     });
     Ok(())
+}
+
+/// The artifact's SHA-256 where the store knows it (a catalog model, by
+/// name or by its path in the store), else `unknown`: hashing any file at
+/// every start would cost seconds per gigabyte.
+fn known_digest(model_args: &ModelArgs, source: &crate::model::ModelSource) -> String {
+    use crate::store;
+    let by_name = model_args
+        .names_a_known_model()
+        .and_then(|name| store::lookup(&name).ok());
+    let by_path = match source {
+        crate::model::ModelSource::Gguf(path) => store::CATALOG
+            .iter()
+            .find(|m| store::artifact_path(m) == *path),
+        _ => None,
+    };
+    by_name
+        .or(by_path)
+        .map_or_else(|| "unknown".into(), |m| format!("sha256:{}", m.sha256))
 }
 
 /// One short generation before declaring readiness: it faults the weights

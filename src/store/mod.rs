@@ -5,7 +5,7 @@ pub mod artifacts;
 mod catalog;
 mod digest;
 
-pub use artifacts::{home, models_dir, pull, PullOutcome};
+pub use artifacts::{artifact_path, home, lookup, models_dir, pull, PullOutcome};
 pub use catalog::{KnownModel, CATALOG, DEFAULT_MODEL};
 pub use digest::sha256_file;
 

@@ -292,12 +292,13 @@ fn commit() -> &'static str {
 }
 
 /// Marks a model version as served.
-pub fn model_served(model: &str, version: &str, quantization: &str) {
+pub fn model_served(model: &str, version: &str, quantization: &str, digest: &str) {
     metrics::gauge!(
         MODEL_INFO,
         "model" => model.to_owned(),
         "version" => version.to_owned(),
         "quantization" => quantization.to_owned(),
+        "digest" => digest.to_owned(),
         "role" => "stable"
     )
     .set(1.0);

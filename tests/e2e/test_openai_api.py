@@ -2,6 +2,7 @@
 server running the default model."""
 
 import math
+import re
 
 import httpx
 import openai
@@ -284,7 +285,10 @@ def test_metrics_are_prometheus_text(server, client):
     ]
     assert answered and float(answered[0].rsplit(" ", 1)[1]) >= 1, r.text
     assert any(l.startswith("switchyard_build_info{") for l in lines)
-    assert any(l.startswith("switchyard_model_info{") and f'model="{SERVED_NAME}"' in l for l in lines)
+    info = [l for l in lines if l.startswith("switchyard_model_info{") and f'model="{SERVED_NAME}"' in l]
+    assert len(info) == 1, r.text
+    # The default model is the store's artifact: its digest is known.
+    assert re.search(r'digest="sha256:[0-9a-f]{64}"', info[0]), info[0]
 
     def value(name):
         found = [l for l in lines if l.startswith(name + "{") and f'model="{SERVED_NAME}"' in l]
