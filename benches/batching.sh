@@ -9,48 +9,31 @@
 #   bash benches/batching.sh [LEVELS] [REQUESTS]   (default 1,4,16,64 and 32)
 #
 # LLAMA_SERVER overrides the peer build (e.g. one built without AMX).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 LEVELS=${1:-1,4,16,64}
 REQUESTS=${2:-32}
 THREADS=${THREADS:-2}
 PROMPT=${PROMPT:-64}
 GEN=${GEN:-64}
 PARALLEL=${PARALLEL:-16}
-cargo build --release --quiet --workspace --bins
-MODEL=${MODEL:-$(./target/release/switchyard models pull smollm2-135m-instruct 2>/dev/null | tail -n1)}
-LLAMA_SERVER=${LLAMA_SERVER:-$(bash ../shared/peers/llama-server.sh)}
-OUT=${OUT:-target/bench}
-mkdir -p "$OUT"
+LLAMA_SERVER=$(llama_server)
 PORT=18182
 
-wait_ready() {
-  for _ in $(seq 1200); do
-    curl -sf "127.0.0.1:$PORT/$1" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "the server did not come up" >&2
-  return 1
-}
-
+# measure LABEL READY_PATH COMMAND...: one server, every level.
 measure() {
-  local label=$1; shift
-  "$@" >"$OUT/$label.log" 2>&1 &
-  local pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
-  wait_ready "${READY_PATH:-health}"
+  local label=$1 ready=$2; shift 2
+  start_server "$OUT/$label.log" "$ready" "$@"
   ./target/release/switchyard-loadtest --url "http://127.0.0.1:$PORT" --model bench \
     --concurrency "$LEVELS" --requests "$REQUESTS" --warmup 2 \
     --prompt-tokens "$PROMPT" --max-tokens "$GEN" --label "$label" --out "$OUT/$label.json"
-  kill $pid; wait $pid 2>/dev/null || true
-  trap - EXIT
+  stop_server
 }
 
-READY_PATH=ready measure switchyard ./target/release/switchyard serve --model "$MODEL" \
+measure switchyard ready ./target/release/switchyard serve --model "$MODEL" \
   --port $PORT --served-model-name bench --threads "$THREADS" ${SWITCHYARD_ARGS:-}
 # One slot per concurrent stream up to PARALLEL, each with room for its
 # prompt and generation.
-READY_PATH=health measure llama-server "$LLAMA_SERVER" -m "$MODEL" --port $PORT -t "$THREADS" \
+measure llama-server health "$LLAMA_SERVER" -m "$MODEL" --port $PORT -t "$THREADS" \
   --parallel "$PARALLEL" -c $((PARALLEL * (PROMPT + GEN + 64))) --no-warmup
 
 ./target/release/switchyard-loadtest --no-run --compare "$OUT/switchyard.json" \

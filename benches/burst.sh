@@ -5,21 +5,13 @@
 # peak resident memory (VmHWM) before and after. Not a test. 127.0.0.1 only.
 #
 #   bash benches/burst.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 BURST=${BURST:-1000}
 QUEUE=${QUEUE:-256}
-cargo build --release --quiet --workspace --bins
-MODEL=${MODEL:-$(./target/release/switchyard models pull smollm2-135m-instruct 2>/dev/null | tail -n1)}
-OUT=${OUT:-target/bench}
-mkdir -p "$OUT"
 PORT=18184
-./target/release/switchyard serve --model "$MODEL" --port $PORT --served-model-name bench \
-  --max-queue "$QUEUE" >"$OUT/burst.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1200); do curl -sf "127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
-rss() { awk -v k="$1:" '$1 == k {print $2 / 1024 " MiB"}' "/proc/$pid/status"; }
+start_server "$OUT/burst.log" ready ./target/release/switchyard serve --model "$MODEL" \
+  --port $PORT --served-model-name bench --max-queue "$QUEUE"
+rss() { awk -v k="$1:" '$1 == k {print $2 / 1024 " MiB"}' "/proc/$SERVER_PID/status"; }
 echo "ready: resident $(rss VmRSS), peak $(rss VmHWM)"
 ulimit -n 4096 2>/dev/null || true
 ./target/release/switchyard-loadtest --url "http://127.0.0.1:$PORT" --model bench \

@@ -5,31 +5,22 @@
 # Prints TTFT p50 of both and their ratio. Not a test. 127.0.0.1 only.
 #
 #   bash benches/prefix_cache.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 REQUESTS=${REQUESTS:-32}
 SHARED=${SHARED:-512}
 UNIQUE=${UNIQUE:-32}
 GEN=${GEN:-16}
-cargo build --release --quiet --workspace --bins
-MODEL=${MODEL:-$(./target/release/switchyard models pull smollm2-135m-instruct 2>/dev/null | tail -n1)}
-OUT=${OUT:-target/bench}
-mkdir -p "$OUT"
 PORT=18183
 
 run() {
   local label=$1; shift
-  ./target/release/switchyard serve --model "$MODEL" --port $PORT --served-model-name bench "$@" \
-    >"$OUT/prefix-$label.log" 2>&1 &
-  local pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
-  for _ in $(seq 1200); do curl -sf "127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
+  start_server "$OUT/prefix-$label.log" ready ./target/release/switchyard serve --model "$MODEL" \
+    --port $PORT --served-model-name bench "$@"
   ./target/release/switchyard-loadtest --url "http://127.0.0.1:$PORT" --model bench \
     --concurrency 4 --requests "$REQUESTS" --prompt-tokens $((SHARED + UNIQUE)) \
     --shared-prefix-tokens "$SHARED" --max-tokens "$GEN" --label "$label" --out "$OUT/prefix-$label.json"
   curl -s "127.0.0.1:$PORT/metrics" | grep -E "^switchyard_prefix_cache_(queries|hits)_total" || true
-  kill $pid; wait $pid 2>/dev/null || true
-  trap - EXIT
+  stop_server
 }
 
 run cache-on

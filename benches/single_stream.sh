@@ -4,18 +4,11 @@
 # medians and their ratio. Not a test: speeds vary with the machine.
 #
 # usage: benches/single_stream.sh [RUNS]     (default 5)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 RUNS=${1:-5}
 THREADS=${THREADS:-2}
 TOKENS=64
-cargo build --release --quiet
-MODEL=$(./target/release/switchyard models pull smollm2-135m-instruct 2>/dev/null | tail -n1)
-# LLAMA_BENCH overrides the peer build, e.g. for a build without AMX on
-# machines whose hypervisor does not enable it.
-LLAMA_BENCH=${LLAMA_BENCH:-$(dirname "$(bash ../shared/peers/llama-server.sh)")/llama-bench}
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+LLAMA_BENCH=$(llama_bench)
 
 ours=()
 theirs=()
