@@ -17,6 +17,10 @@ pub struct Outcome {
     pub gaps: Vec<Duration>,
     pub e2e: Duration,
     pub output_tokens: u64,
+    /// Time to the response headers.
+    pub headers: Duration,
+    /// The `x-switchyard-model-version` header (`model@version`).
+    pub version: Option<String>,
 }
 
 /// Why a request failed, by kind (the report counts each).
@@ -25,6 +29,8 @@ pub enum Failure {
     Connect,
     Status(u16),
     Stream,
+    /// The stream ended without its `[DONE]`.
+    Truncated,
     Timeout,
 }
 
@@ -34,6 +40,7 @@ impl std::fmt::Display for Failure {
             Failure::Connect => write!(f, "connect"),
             Failure::Status(s) => write!(f, "http_{s}"),
             Failure::Stream => write!(f, "stream"),
+            Failure::Truncated => write!(f, "truncated"),
             Failure::Timeout => write!(f, "timeout"),
         }
     }
@@ -93,6 +100,12 @@ impl Client {
             }
         };
         let status = resp.status().as_u16();
+        let headers = start.elapsed();
+        let version = resp
+            .headers()
+            .get("x-switchyard-model-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut body = resp.into_body();
         if status != 200 {
             // Read the error body so the connection can be reused.
@@ -102,6 +115,7 @@ impl Client {
         let mut events = SseEvents::default();
         let mut arrivals: Vec<Instant> = Vec::new();
         let mut usage_tokens = None;
+        let mut done = false;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| Failure::Stream)?;
             let Some(data) = frame.data_ref() else {
@@ -110,6 +124,7 @@ impl Client {
             let now = Instant::now();
             for event in events.push(data) {
                 if event == "[DONE]" {
+                    done = true;
                     continue;
                 }
                 let v: serde_json::Value =
@@ -129,12 +144,17 @@ impl Client {
             }
         }
         let e2e = start.elapsed();
+        if !done {
+            return Err(Failure::Truncated);
+        }
         let first = *arrivals.first().ok_or(Failure::Stream)?;
         Ok(Outcome {
             ttft: first - start,
             gaps: arrivals.windows(2).map(|w| w[1] - w[0]).collect(),
             e2e,
             output_tokens: usage_tokens.unwrap_or(arrivals.len() as u64),
+            headers,
+            version,
         })
     }
 }

@@ -14,9 +14,9 @@ use client::{Client, Failure, Outcome};
 use prompts::Prompts;
 use serde_json::json;
 use stats::Level;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 
 #[derive(Parser, Clone)]
@@ -72,11 +72,78 @@ struct Args {
     /// Send nothing: only draw `--chart` from the `--compare` reports.
     #[arg(long)]
     no_run: bool,
+    /// Write one JSON line per measured request here: when it started and
+    /// got its headers (Unix ms), its outcome and the version that answered.
+    #[arg(long)]
+    records: Option<String>,
+}
+
+/// Set by Ctrl-C or SIGTERM: no new request starts; those in flight finish
+/// and are reported.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn stopping() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// The per-request lines of `--records`.
+type Records = Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+fn unix_ms(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// One request, timed, with its line for `--records`.
+async fn measured(
+    client: &mut Client,
+    body: &serde_json::Value,
+    left: Duration,
+    records: &Records,
+) -> Result<Outcome, Failure> {
+    let started = SystemTime::now();
+    let r = tokio::time::timeout(left, client.stream("/v1/completions", body))
+        .await
+        .unwrap_or(Err(Failure::Timeout));
+    let line = match &r {
+        Ok(o) => json!({
+            "start_ms": unix_ms(started),
+            "headers_ms": unix_ms(started + o.headers),
+            "end_ms": unix_ms(started + o.e2e),
+            "ok": true,
+            "version": o.version,
+            "output_tokens": o.output_tokens,
+        }),
+        Err(f) => json!({
+            "start_ms": unix_ms(started),
+            "end_ms": unix_ms(SystemTime::now()),
+            "ok": false,
+            "failure": f.to_string(),
+        }),
+    };
+    if let Ok(mut lines) = records.lock() {
+        lines.push(line);
+    }
+    r
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    tokio::spawn(async {
+        let interrupt = tokio::signal::ctrl_c();
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("switchyard-loadtest: stopping; waiting for the requests in flight");
+        STOP.store(true, Ordering::Relaxed);
+    });
     if let Err(e) = run(args).await {
         eprintln!("switchyard-loadtest: {e}");
         std::process::exit(1);
@@ -131,6 +198,7 @@ async fn load(args: &Args) -> Result<serde_json::Value, String> {
         })
     };
     let mut levels = Vec::new();
+    let records = Records::default();
     println!(
         "{:<12} {:>5} {:>7} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9}",
         args.label,
@@ -156,12 +224,24 @@ async fn load(args: &Args) -> Result<serde_json::Value, String> {
             // Prompts of their own, so that they leave nothing cached for
             // the measured requests.
             let c = concurrency.unwrap_or(1).max(1);
-            let _ = fixed(&addr, c, args.warmup, f64::MAX, bodies(run_seed, 1 << 40)).await;
+            let unrecorded = Records::default();
+            let warm = bodies(run_seed, 1 << 40);
+            let _ = fixed(&addr, c, args.warmup, f64::MAX, warm, &unrecorded).await;
         }
         let started = Instant::now();
         let results = match (concurrency, rate) {
-            (Some(c), _) => fixed(&addr, c.max(1), args.requests, args.duration, make).await,
-            (_, Some(r)) => poisson(&addr, r, args.requests, args.duration, make).await,
+            (Some(c), _) => {
+                fixed(
+                    &addr,
+                    c.max(1),
+                    args.requests,
+                    args.duration,
+                    make,
+                    &records,
+                )
+                .await
+            }
+            (_, Some(r)) => poisson(&addr, r, args.requests, args.duration, make, &records).await,
             _ => Vec::new(),
         };
         let level = Level::summarize(concurrency, rate, &results, started.elapsed());
@@ -198,6 +278,11 @@ async fn load(args: &Args) -> Result<serde_json::Value, String> {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
     }
+    if let Some(path) = &args.records {
+        let lines = records.lock().map(|l| l.clone()).unwrap_or_default();
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
+    }
     Ok(report)
 }
 
@@ -212,6 +297,7 @@ async fn fixed(
     count: u64,
     duration: f64,
     make: MakeBody,
+    records: &Records,
 ) -> Results {
     let next = Arc::new(AtomicU64::new(0));
     let results = Arc::new(Mutex::new(Vec::new()));
@@ -219,17 +305,16 @@ async fn fixed(
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (next, results, make) = (next.clone(), results.clone(), make.clone());
+            let records = records.clone();
             let mut client = Client::new(addr);
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count || Instant::now() >= deadline {
+                    if i >= count || Instant::now() >= deadline || stopping() {
                         return;
                     }
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let r = tokio::time::timeout(left, client.stream("/v1/completions", &make(i)))
-                        .await
-                        .unwrap_or(Err(Failure::Timeout));
+                    let r = measured(&mut client, &make(i), left, &records).await;
                     results.lock().await.push(r);
                 }
             })
@@ -244,7 +329,14 @@ async fn fixed(
 
 /// Requests arriving as a Poisson process of `rate` per second, each on
 /// its own connection, whatever the server's pace.
-async fn poisson(addr: &str, rate: f64, count: u64, duration: f64, make: MakeBody) -> Results {
+async fn poisson(
+    addr: &str,
+    rate: f64,
+    count: u64,
+    duration: f64,
+    make: MakeBody,
+    records: &Records,
+) -> Results {
     let results = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(duration.min(1e6));
@@ -259,17 +351,16 @@ async fn poisson(addr: &str, rate: f64, count: u64, duration: f64, make: MakeBod
         let u = ((rng >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
         at += -u.ln() / rate.max(1e-9);
         let when = start + Duration::from_secs_f64(at);
-        if when >= deadline {
+        if when >= deadline || stopping() {
             break;
         }
         tokio::time::sleep_until(when.into()).await;
         let (results, make, addr) = (results.clone(), make.clone(), addr.to_owned());
+        let records = records.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = Client::new(&addr);
             let left = deadline.saturating_duration_since(Instant::now());
-            let r = tokio::time::timeout(left, client.stream("/v1/completions", &make(i)))
-                .await
-                .unwrap_or(Err(Failure::Timeout));
+            let r = measured(&mut client, &make(i), left, &records).await;
             results.lock().await.push(r);
         }));
     }

@@ -106,6 +106,8 @@ mod tests {
                 gaps: vec![Duration::from_millis(10); 3],
                 e2e: Duration::from_millis(ttft_ms + 30),
                 output_tokens: 4,
+                headers: Duration::from_millis(ttft_ms),
+                version: None,
             })
         };
         let results = vec![ok(100), ok(200), Err(Failure::Status(429))];

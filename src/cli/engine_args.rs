@@ -24,6 +24,11 @@ pub struct EngineArgs {
     /// a quarter of memory.
     #[arg(long, default_value = "auto")]
     kv_cache_memory: String,
+    /// The most of that budget one loaded version takes: a size or a share
+    /// of the budget (0.5). `auto`: half, so that a new version loads
+    /// beside the one in service during a swap.
+    #[arg(long, default_value = "auto")]
+    kv_cache_per_version: String,
     /// Element type of cached keys and values: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     kv_cache_dtype: String,
@@ -56,6 +61,7 @@ impl EngineArgs {
             block_size: self.block_size,
             kv_dtype,
             prefix_caching: !self.no_enable_prefix_caching,
+            max_kv_bytes: Some(self.per_version_bytes()?),
             ..EngineConfig::default()
         };
         config.validate()?;
@@ -64,13 +70,24 @@ impl EngineArgs {
 
     /// The process-wide KV budget every engine draws from.
     pub fn budget(&self) -> Result<Arc<KvBudget>, String> {
+        Ok(KvBudget::new(self.budget_bytes()?))
+    }
+
+    fn budget_bytes(&self) -> Result<usize, String> {
         let physical = physical_memory();
-        let bytes = if self.kv_cache_memory == "auto" {
-            (4usize << 30).min(physical / 4)
-        } else {
-            parse_memory(&self.kv_cache_memory, physical)
-                .map_err(|e| format!("--kv-cache-memory: {e}"))?
-        };
-        Ok(KvBudget::new(bytes))
+        if self.kv_cache_memory == "auto" {
+            return Ok((4usize << 30).min(physical / 4));
+        }
+        parse_memory(&self.kv_cache_memory, physical).map_err(|e| format!("--kv-cache-memory: {e}"))
+    }
+
+    fn per_version_bytes(&self) -> Result<usize, String> {
+        let budget = self.budget_bytes()?;
+        if self.kv_cache_per_version == "auto" {
+            return Ok(budget / 2);
+        }
+        let bytes = parse_memory(&self.kv_cache_per_version, budget)
+            .map_err(|e| format!("--kv-cache-per-version: {e}"))?;
+        Ok(bytes.min(budget))
     }
 }

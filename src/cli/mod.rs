@@ -1,5 +1,6 @@
 //! Command-line parsing and the subcommands; nothing else.
 
+mod admin_client;
 mod engine_args;
 mod generate;
 mod models;
@@ -25,7 +26,8 @@ struct Cli {
 enum Command {
     /// Serve a model over the OpenAI HTTP API.
     Serve(serve::ServeArgs),
-    /// Manage model artifacts.
+    /// Model artifacts (pull) and, on a running server, versions and
+    /// deployments.
     Models {
         #[command(subcommand)]
         command: models::ModelsCommand,

@@ -1,8 +1,11 @@
-//! `switchyard models …`
+//! `switchyard models …`: `pull` fetches artifacts locally; the others
+//! talk to a running server's admin API.
 
+use super::admin_client::{print_json, AdminClient};
 use super::CliResult;
 use crate::store;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -12,17 +15,341 @@ pub enum ModelsCommand {
         /// e.g. smollm2-135m-instruct
         name: String,
     },
+    /// Register an immutable version of MODEL from an artifact on the
+    /// server's disk.
+    Register {
+        model: String,
+        version: String,
+        /// A GGUF file or a Hugging Face directory.
+        #[arg(long)]
+        artifact: String,
+        /// The digest the artifact must have.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Where the artifact came from.
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        notes: Option<String>,
+        /// Golden prompts as JSON: [{"prompt": …, "max_tokens": …, "expect": …}].
+        #[arg(long)]
+        warmup: Option<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Every model, its deployment and its versions.
+    List {
+        #[command(flatten)]
+        server: Server,
+    },
+    /// One model, or one version of it.
+    Show {
+        model: String,
+        version: Option<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Load and warm up VERSION, then make it MODEL's stable version.
+    Deploy {
+        model: String,
+        version: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Send PERCENT of MODEL's requests (sticky per user) to VERSION.
+    Canary {
+        model: String,
+        version: String,
+        #[arg(long)]
+        percent: f64,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Make MODEL's canary its stable version.
+    Promote {
+        model: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Back to the previous stable version (or --to VERSION); with a
+    /// canary running, take the canary out.
+    Rollback {
+        model: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Drain a version no route uses and free its memory.
+    Unload {
+        model: String,
+        version: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// The audit trail: who did what, when, with what result.
+    History {
+        model: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+#[derive(Args)]
+pub struct Server {
+    /// The running server.
+    #[arg(
+        long,
+        env = "SWITCHYARD_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+    /// Print the server's JSON answer instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(cmd: ModelsCommand) -> CliResult {
     match cmd {
-        ModelsCommand::Pull { name } => {
-            let outcome = store::pull(&name, &mut std::io::stderr()).map_err(|e| e.to_string())?;
-            if let store::PullOutcome::Present(_) = outcome {
-                eprintln!("{name}: already present, nothing to do");
-            }
-            println!("{}", outcome.path().display());
-            Ok(())
+        ModelsCommand::Pull { name } => pull(&name),
+        ModelsCommand::Register {
+            model,
+            version,
+            artifact,
+            sha256,
+            source,
+            notes,
+            warmup,
+            server,
+        } => {
+            let warmup: Option<Value> = match warmup {
+                Some(text) => {
+                    Some(serde_json::from_str(&text).map_err(|e| format!("--warmup: {e}"))?)
+                }
+                None => None,
+            };
+            // The server reads the path on its own disk; a relative path
+            // means the caller's directory when the server runs here too.
+            let artifact = std::fs::canonicalize(&artifact)
+                .map_or(artifact, |p| p.to_string_lossy().into_owned());
+            let body = json!({
+                "version": version, "artifact": artifact, "sha256": sha256,
+                "source": source, "notes": notes, "warmup": warmup,
+            });
+            let v = client(&server)?.post(&format!("/models/{model}/versions"), &body)?;
+            show(&server, &v, |v| {
+                format!(
+                    "registered {model}@{version}: {} ({}, sha256 {})",
+                    text(v, "artifact"),
+                    text(v, "quantization"),
+                    text(v, "sha256")
+                )
+            })
         }
+        ModelsCommand::List { server } => {
+            let v = client(&server)?.get("/models")?;
+            show(&server, &v, list_table)
+        }
+        ModelsCommand::Show {
+            model,
+            version,
+            server,
+        } => {
+            let path = match &version {
+                Some(ver) => format!("/models/{model}/versions/{ver}"),
+                None => format!("/models/{model}"),
+            };
+            let v = client(&server)?.get(&path)?;
+            // A record is best read whole, with or without --json.
+            print_json(&v)
+        }
+        ModelsCommand::Deploy {
+            model,
+            version,
+            server,
+        } => deployment(
+            &server,
+            &format!("/models/{model}/deploy"),
+            json!({"version": version}),
+        ),
+        ModelsCommand::Canary {
+            model,
+            version,
+            percent,
+            server,
+        } => deployment(
+            &server,
+            &format!("/models/{model}/canary"),
+            json!({"version": version, "percent": percent}),
+        ),
+        ModelsCommand::Promote { model, server } => {
+            deployment(&server, &format!("/models/{model}/promote"), json!({}))
+        }
+        ModelsCommand::Rollback { model, to, server } => deployment(
+            &server,
+            &format!("/models/{model}/rollback"),
+            json!({"version": to}),
+        ),
+        ModelsCommand::Unload {
+            model,
+            version,
+            server,
+        } => {
+            let v = client(&server)?.post(
+                &format!("/models/{model}/unload"),
+                &json!({"version": version}),
+            )?;
+            show(&server, &v, |v| {
+                format!(
+                    "{model}@{version}: {}",
+                    v.pointer("/outcome/state")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                )
+            })
+        }
+        ModelsCommand::History {
+            model,
+            limit,
+            server,
+        } => {
+            let mut path = format!("/audit?limit={limit}");
+            if let Some(m) = &model {
+                path.push_str(&format!("&model={m}"));
+            }
+            let v = client(&server)?.get(&path)?;
+            show(&server, &v, history_table)
+        }
+    }
+}
+
+fn pull(name: &str) -> CliResult {
+    let outcome = store::pull(name, &mut std::io::stderr()).map_err(|e| e.to_string())?;
+    if let store::PullOutcome::Present(_) = outcome {
+        eprintln!("{name}: already present, nothing to do");
+    }
+    println!("{}", outcome.path().display());
+    Ok(())
+}
+
+fn client(server: &Server) -> Result<AdminClient, String> {
+    AdminClient::new(&server.server)
+}
+
+fn show(server: &Server, v: &Value, summary: impl Fn(&Value) -> String) -> CliResult {
+    if server.json {
+        print_json(v)
+    } else {
+        println!("{}", summary(v));
+        Ok(())
+    }
+}
+
+fn deployment(server: &Server, path: &str, body: Value) -> CliResult {
+    let v = client(server)?.post(path, &body)?;
+    show(server, &v, |d| {
+        let mut line = format!("{}: stable {}", text(d, "model"), text(d, "stable"));
+        if let Some(p) = d.get("previous").and_then(Value::as_str) {
+            line.push_str(&format!(", previous {p}"));
+        }
+        if let Some(c) = d.get("canary").and_then(Value::as_str) {
+            let pct = d
+                .get("canary_percent")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            line.push_str(&format!(", canary {c} at {pct}%"));
+        }
+        line
+    })
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("-")
+}
+
+fn list_table(v: &Value) -> String {
+    let mut out = format!(
+        "{:<24} {:<16} {:<16} {:<10} {}",
+        "MODEL", "STABLE", "CANARY", "VERSIONS", "LOADED"
+    );
+    for m in v["data"].as_array().into_iter().flatten() {
+        let d = &m["deployment"];
+        let canary = match d.get("canary").and_then(Value::as_str) {
+            Some(c) => format!("{c} {}%", d["canary_percent"]),
+            None => "-".into(),
+        };
+        let loaded: Vec<String> = m["loaded"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| format!("{}({})", text(l, "version"), text(l, "state")))
+            .collect();
+        out.push_str(&format!(
+            "\n{:<24} {:<16} {:<16} {:<10} {}",
+            text(m, "model"),
+            d.get("stable").and_then(Value::as_str).unwrap_or("-"),
+            canary,
+            m["versions"].as_array().map_or(0, Vec::len),
+            loaded.join(" ")
+        ));
+    }
+    out
+}
+
+fn history_table(v: &Value) -> String {
+    let mut out = format!(
+        "{:<24} {:<24} {:<9} {:<20} {:<6} {}",
+        "WHEN (UTC)", "WHO", "ACTION", "MODEL@VERSION", "RESULT", "DETAIL"
+    );
+    for e in v["data"].as_array().into_iter().flatten() {
+        let at = e["at"].as_i64().unwrap_or(0);
+        let target = match e.get("version").and_then(Value::as_str) {
+            Some(ver) => format!("{}@{ver}", text(e, "model")),
+            None => text(e, "model").to_owned(),
+        };
+        out.push_str(&format!(
+            "\n{:<24} {:<24} {:<9} {:<20} {:<6} {}",
+            utc(at),
+            text(e, "actor"),
+            text(e, "action"),
+            target,
+            text(e, "result"),
+            text(e, "detail")
+        ));
+    }
+    out
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS.mmm`.
+fn utc(ms: i64) -> String {
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_print_as_utc() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00.000");
+        assert_eq!(super::utc(951_782_400_123), "2000-02-29 00:00:00.123");
+        assert_eq!(super::utc(1_796_069_050_243), "2026-11-30 20:04:10.243");
     }
 }

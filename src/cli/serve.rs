@@ -3,10 +3,10 @@
 
 use super::engine_args::EngineArgs;
 use super::{resolve::ModelArgs, CliResult};
-use crate::backend::cpu::{pool, ComputePool, CpuBackend};
-use crate::engine::{self, GenerateRequest, SamplingParams};
-use crate::model::chat_template::ChatTemplate;
-use crate::server::{self, AppState, ServedModel};
+use crate::backend::cpu::{pool, ComputePool};
+use crate::registry::{warmup, LoadSettings, LoadSpec, Loader, Registry, BOOT_VERSION};
+use crate::server::{self, AppState};
+use crate::store;
 use clap::Args;
 use std::sync::Arc;
 
@@ -45,12 +45,17 @@ pub struct ServeArgs {
     /// the template itself.
     #[arg(long)]
     chat_template: Option<String>,
+    /// The state database: versions, deployments, audit trail (default:
+    /// $SWITCHYARD_HOME/switchyard.db).
+    #[arg(long)]
+    state_db: Option<std::path::PathBuf>,
     /// Compute threads (default: physical cores).
     #[arg(long)]
     threads: Option<usize>,
 }
 
 pub fn run(a: ServeArgs) -> CliResult {
+    crate::registry::map_large_buffers();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,28 +71,41 @@ async fn serve(a: ServeArgs) -> CliResult {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     crate::telemetry::metrics::install()?;
     crate::telemetry::gpu::start(std::time::Duration::from_secs(5));
-    let state = AppState::new();
-    tracing::info!(%local, "listening; loading the model");
+    let db_path = a
+        .state_db
+        .clone()
+        .unwrap_or_else(|| store::home().join("switchyard.db"));
+    let db = Arc::new(store::Store::open(&db_path).map_err(|e| e.to_string())?);
+    // One compute pool and one KV budget for every engine this process
+    // will run.
+    let pool = Arc::new(ComputePool::new(
+        a.threads.unwrap_or_else(pool::physical_cores),
+    ));
+    let settings = LoadSettings {
+        engine: a.engine.config()?,
+        max_model_len: a.max_model_len,
+        default_max_tokens: a.default_max_tokens,
+        exact_activations: a.engine.exact_activations,
+        chat_template: a.chat_template.clone(),
+    };
+    let loader = Loader::new(settings, pool, a.engine.budget()?);
+    let registry = Arc::new(Registry::new(db, loader));
+    let state = AppState::new(registry.clone());
+    tracing::info!(%local, state = %db_path.display(), "listening; loading the models");
 
     let loading = {
         let state = state.clone();
         let model_args = a.model.clone();
         let names = a.served_model_name.clone();
-        // One compute pool and one KV budget for every engine this process
-        // will run.
-        let pool = Arc::new(ComputePool::new(
-            a.threads.unwrap_or_else(pool::physical_cores),
-        ));
-        let limits = Limits {
-            max_model_len: a.max_model_len,
-            default_max_tokens: a.default_max_tokens,
-            engine: a.engine.config()?,
-            exact_activations: a.engine.exact_activations,
-            chat_template: a.chat_template.clone(),
-        };
-        let budget = a.engine.budget()?;
         tokio::task::spawn_blocking(move || {
-            load_and_start(&state, &model_args, names, limits, &budget, pool)
+            let booted = boot(&registry, &model_args, names);
+            let restored = registry.restore().map_err(|e| e.to_string());
+            state.started();
+            let restored = restored?;
+            if !restored.is_empty() {
+                tracing::info!(?restored, "stored deployments restored");
+            }
+            booted
         })
     };
     let shutdown = async {
@@ -130,101 +148,46 @@ async fn serve(a: ServeArgs) -> CliResult {
     }
 }
 
-struct Limits {
-    max_model_len: Option<usize>,
-    default_max_tokens: Option<usize>,
-    engine: engine::EngineConfig,
-    exact_activations: bool,
-    chat_template: Option<String>,
-}
-
-fn load_and_start(
-    state: &AppState,
-    model_args: &ModelArgs,
-    mut names: Vec<String>,
-    limits: Limits,
-    budget: &Arc<engine::KvBudget>,
-    pool: Arc<ComputePool>,
-) -> CliResult {
+/// The model the flags name, deployed as version `boot` and not written
+/// to the store. A stored deployment of the same name replaces it: what
+/// release engineers deployed outlives a restart with the same flags.
+fn boot(registry: &Registry, model_args: &ModelArgs, mut names: Vec<String>) -> CliResult {
     let source = model_args.source()?;
-    let dtype = model_args.dtype()?;
-    let started = std::time::Instant::now();
-    let backend = CpuBackend::new(pool).with_exact_activations(limits.exact_activations);
-    let backend_name = crate::backend::Backend::describe(&backend);
-    let mut loaded =
-        crate::model::loaded::load(&source, dtype, &backend).map_err(|e| e.to_string())?;
-    if let Some(cap) = limits.max_model_len {
-        let own = loaded.model.config.context_length;
-        if cap == 0 || cap > own {
-            return Err(format!(
-                "--max-model-len {cap} must be between 1 and the model's context length {own}"
-            ));
-        }
-        loaded.model.config.context_length = cap;
-    }
-    if let Some(arg) = &limits.chat_template {
-        let source = match std::fs::read_to_string(arg) {
-            Ok(text) => text,
-            Err(_) if arg.contains("{{") || arg.contains("{%") => arg.clone(),
-            Err(e) => return Err(format!("--chat-template {arg}: {e}")),
-        };
-        let template = ChatTemplate::for_tokenizer(&source, &loaded.tokenizer)
-            .map_err(|e| format!("--chat-template: {e}"))?;
-        loaded.template = Some(template);
-    }
     if names.is_empty() {
         names.push(
             model_args
                 .names_a_known_model()
-                .unwrap_or_else(|| loaded.name.clone()),
+                .unwrap_or_else(|| source.default_name()),
         );
     }
-    let fingerprint = format!(
-        "fp_switchyard-{}-{}",
-        env!("CARGO_PKG_VERSION"),
-        crate::backend::cpu::isa::isa().name()
-    );
-    let config = engine::EngineConfig {
-        model_name: names[0].clone(),
-        version: "boot".into(),
-        ..limits.engine.clone()
-    };
-    let handle = engine::spawn(
-        backend,
-        loaded.model,
-        loaded.tokenizer.clone(),
-        &config,
-        budget,
-    )
-    .map_err(|e| e.to_string())?;
-    warm_up(&handle)?;
-    tracing::info!(
-        model = %names[0],
-        source = ?source,
-        weights = %loaded.weights,
-        backend = %backend_name,
-        kv_tokens = handle.info().kv_tokens,
-        max_num_seqs = handle.info().max_num_seqs,
-        ms = started.elapsed().as_millis() as u64,
-        "model ready"
-    );
+    if let Some(d) = registry
+        .stored_deployment(&names[0])
+        .map_err(|e| e.to_string())?
+    {
+        tracing::info!(
+            model = %names[0],
+            version = %d.stable,
+            "a stored deployment serves this name; the model from the flags is not loaded"
+        );
+        return Ok(());
+    }
+    let served = registry
+        .loader()
+        .load(LoadSpec {
+            source: &source,
+            dtype: model_args.dtype()?,
+            names,
+            version: BOOT_VERSION,
+            warmup: &warmup::default_prompts(),
+        })
+        .map_err(|e| e.to_string())?;
     crate::telemetry::metrics::model_served(
-        &names[0],
-        "boot",
-        &loaded.weights.to_string(),
+        served.name(),
+        BOOT_VERSION,
+        &served.weights,
         &known_digest(model_args, &source),
     );
-    state.set_model(ServedModel {
-        names,
-        fingerprint,
-        default_max_tokens: limits.default_max_tokens.filter(|&d| d > 0),
-        engine: handle,
-        tokenizer: loaded.tokenizer,
-        template: loaded.template,
-        defaults: loaded.defaults,
-        version: "boot".into(),
-        created: server::openai::now_unix(),
-    });
+    registry.install_boot(served);
     Ok(())
 }
 
@@ -245,27 +208,4 @@ fn known_digest(model_args: &ModelArgs, source: &crate::model::ModelSource) -> S
     by_name
         .or(by_path)
         .map_or_else(|| "unknown".into(), |m| format!("sha256:{}", m.sha256))
-}
-
-/// One short generation before declaring readiness: it faults the weights
-/// in and proves the engine runs.
-fn warm_up(handle: &engine::EngineHandle) -> CliResult {
-    let mut stream = handle
-        .submit(GenerateRequest {
-            prompt: vec![0],
-            params: SamplingParams {
-                temperature: 0.0,
-                max_tokens: 2,
-                ignore_eos: true,
-                ..SamplingParams::default()
-            },
-            priority: 0,
-        })
-        .map_err(|e| format!("warm-up: {e}"))?;
-    while let Some(event) = stream.blocking_next() {
-        if let crate::engine::Event::Finished { .. } = event.map_err(|e| format!("warm-up: {e}"))? {
-            return Ok(());
-        }
-    }
-    Err("warm-up: the engine stopped".into())
 }

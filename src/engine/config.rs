@@ -16,6 +16,10 @@ pub struct EngineConfig {
     pub block_size: usize,
     pub kv_dtype: KvDtype,
     pub prefix_caching: bool,
+    /// The most KV memory this engine takes from the process budget, so
+    /// that the versions loaded beside it (a canary, the one a rollback
+    /// goes to) find room; None: as much as it can use.
+    pub max_kv_bytes: Option<usize>,
     /// Metric labels: the model's served name and its version.
     pub model_name: String,
     pub version: String,
@@ -32,6 +36,7 @@ impl Default for EngineConfig {
             block_size: 16,
             kv_dtype: KvDtype::F32,
             prefix_caching: true,
+            max_kv_bytes: None,
             model_name: "default".into(),
             version: "boot".into(),
         }

@@ -46,6 +46,16 @@ pub struct EngineInfo {
     pub kv_tokens: usize,
 }
 
+/// See [`EngineHandle::exit_watch`].
+pub struct EngineExit(Arc<AtomicBool>);
+
+impl EngineExit {
+    /// True once the engine thread has returned its memory and stopped.
+    pub fn has_exited(&self) -> bool {
+        !self.0.load(Ordering::Acquire)
+    }
+}
+
 #[derive(Clone)]
 pub struct EngineHandle {
     jobs: mpsc::Sender<Job>,
@@ -127,6 +137,12 @@ impl EngineHandle {
     /// False once the engine thread has exited (it only does on a bug).
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
+    }
+
+    /// Watches the engine thread without keeping it alive: the thread ends
+    /// once every handle is dropped and its requests are done.
+    pub fn exit_watch(&self) -> EngineExit {
+        EngineExit(self.alive.clone())
     }
 
     /// Validates the request against the model and queues it.

@@ -20,7 +20,7 @@ mod worker;
 
 pub use config::{parse_memory, physical_memory, EngineConfig, KvBudget};
 pub use error::EngineError;
-pub use handle::{EngineHandle, EngineInfo, RequestStream};
+pub use handle::{EngineExit, EngineHandle, EngineInfo, RequestStream};
 pub use request::{
     Event, FinishReason, GenerateRequest, Penalties, SamplingParams, TokenLogprob, Usage,
 };

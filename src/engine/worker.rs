@@ -59,10 +59,12 @@ impl<B: Backend> Engine<B> {
         let bs = config.block_size;
         let block_bytes = model.kv_shape(1, bs, config.kv_dtype).block_bytes();
         let context_blocks = model.config.context_length.div_ceil(bs);
-        let wanted = config.max_num_seqs * context_blocks * block_bytes;
         // At least one block per seat and a few more: below that nothing
         // useful runs.
         let at_least = (config.max_num_seqs + 4) * block_bytes;
+        let wanted = (config.max_num_seqs * context_blocks * block_bytes)
+            .min(config.max_kv_bytes.unwrap_or(usize::MAX))
+            .max(at_least);
         let reservation = budget.reserve(wanted, at_least).ok_or_else(|| {
             EngineError::Config(format!(
                 "the KV cache budget has {} MiB left; this model needs at least {} MiB for {} sequences",
@@ -321,6 +323,9 @@ pub fn spawn<B: Backend>(
         .name("engine".into())
         .spawn(move || {
             run(&mut engine, &rx);
+            // Free the weights and the KV cache before saying so: an
+            // unload waits on this flag to know the memory is back.
+            drop(engine);
             flag.store(false, Ordering::Release);
         })
         .map_err(|e| EngineError::Config(format!("starting the engine thread: {e}")))?;

@@ -219,3 +219,51 @@ fn stored_dtype(config_json: &str) -> Option<WeightFormat> {
         _ => None,
     }
 }
+
+/// What registering an artifact needs to know, read without loading the
+/// weights: it fails as loading would on a truncated or corrupt header,
+/// an unsupported architecture, or a broken tokenizer.
+pub struct ArtifactFacts {
+    /// The encoding of most weight bytes (`q4_1`, `f16`, …).
+    pub quantization: String,
+    pub architecture: String,
+}
+
+pub fn inspect(source: &ModelSource) -> Result<ArtifactFacts> {
+    match source {
+        ModelSource::Gguf(path) => {
+            let file = GgufFile::open(path)?;
+            let config = ModelConfig::from_gguf(&file)?;
+            TextSide::from_gguf(&file)?;
+            let mut bytes_by_type: Vec<(&'static str, u64)> = Vec::new();
+            for t in file.tensors().iter().filter(|t| t.dims.len() == 2) {
+                let name = t.ty.name();
+                match bytes_by_type.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, b)) => *b += t.n_bytes,
+                    None => bytes_by_type.push((name, t.n_bytes)),
+                }
+            }
+            let quantization = bytes_by_type
+                .iter()
+                .max_by_key(|(_, b)| *b)
+                .map_or("unknown", |(n, _)| n)
+                .to_ascii_lowercase();
+            Ok(ArtifactFacts {
+                quantization,
+                architecture: format!("{:?}", config.architecture).to_ascii_lowercase(),
+            })
+        }
+        ModelSource::HuggingFace(dir) => {
+            let config = hf::read_config(dir)?;
+            hf::read_text_side(dir, &config)?;
+            SafetensorsStore::open(dir)?;
+            Ok(ArtifactFacts {
+                quantization: "safetensors".into(),
+                architecture: format!("{:?}", config.model.architecture).to_ascii_lowercase(),
+            })
+        }
+        ModelSource::DummyPreset(_) | ModelSource::DummyConfig(_) => Err(ModelError::InvalidInput(
+            "dummy weights cannot be registered as a version".into(),
+        )),
+    }
+}

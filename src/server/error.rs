@@ -4,6 +4,8 @@
 use super::body::HttpBody;
 use crate::engine::EngineError;
 use crate::model::ModelError;
+use crate::registry::RegistryError;
+use crate::store::StoreError;
 use hyper::{Response, StatusCode};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the model is still loading")]
     NotReady,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -49,6 +55,19 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Registry(e) => match e {
+                RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
+                RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+                RegistryError::Conflict(_)
+                | RegistryError::NoRoom(_)
+                | RegistryError::Store(StoreError::VersionExists(..)) => StatusCode::CONFLICT,
+                RegistryError::Artifact(_) | RegistryError::Warmup(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                RegistryError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+                RegistryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ApiError::Engine(e) => match e {
                 EngineError::EmptyPrompt
                 | EngineError::TokenOutOfRange { .. }
@@ -78,6 +97,16 @@ impl ApiError {
             }
             ApiError::Engine(EngineError::QueueFull { .. }) => {
                 ("rate_limit_error", Some("queue_full"))
+            }
+            ApiError::Forbidden(_) => ("permission_error", None),
+            ApiError::Registry(RegistryError::NoRoom(_)) => {
+                ("invalid_request_error", Some("insufficient_memory"))
+            }
+            ApiError::Registry(RegistryError::Warmup(_)) => {
+                ("invalid_request_error", Some("warmup_failed"))
+            }
+            ApiError::Registry(RegistryError::Artifact(_)) => {
+                ("invalid_request_error", Some("invalid_artifact"))
             }
             e if e.status().is_server_error() => ("server_error", None),
             _ => ("invalid_request_error", None),

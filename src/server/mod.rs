@@ -1,6 +1,7 @@
 //! HTTP: the accept loop, routing, the OpenAI handlers and the error
 //! envelope. The only room that knows about HTTP.
 
+mod admin;
 mod body;
 pub mod error;
 pub mod openai;
@@ -49,7 +50,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let svc = service_fn(move |req| router::route(state.clone(), req));
+        let svc = service_fn(move |req| router::route(state.clone(), peer, req));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {

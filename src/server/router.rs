@@ -2,8 +2,9 @@
 
 use super::body::{json_response, read_json, sse_response, text_response, HttpBody};
 use super::error::ApiError;
-use super::openai::{self, Reply};
+use super::openai::{self, Reply, ReplyBody};
 use super::state::AppState;
+use crate::registry::ServedModel;
 use crate::telemetry::metrics;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -11,21 +12,37 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
 
+/// The version that answered, carried from the handler to the access log,
+/// the metrics and the `x-switchyard-model-version` header.
+#[derive(Clone)]
+struct ServedBy(Arc<ServedModel>);
+
 pub async fn route(
     state: Arc<AppState>,
+    peer: std::net::SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, std::convert::Infallible> {
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let request_id = request_id(&req);
-    let mut resp = match dispatch(&state, req).await {
+    let mut resp = match dispatch(&state, peer, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
-    if let Some(m) = state.model() {
+    // A request no version answered (a bad body, a health check) is
+    // labelled with the model served when there is only one.
+    let served = resp
+        .extensions_mut()
+        .remove::<ServedBy>()
+        .map(|s| s.0)
+        .or_else(|| {
+            let table = state.registry().table();
+            table.sole().map(|r| r.stable.clone())
+        });
+    if let Some(m) = served.filter(|_| !path.starts_with(super::admin::PREFIX)) {
         if let Ok(v) = HeaderValue::from_str(&m.version_label()) {
             resp.headers_mut().insert(MODEL_VERSION, v);
         }
@@ -93,6 +110,7 @@ fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
 
 async fn dispatch(
     state: &AppState,
+    peer: std::net::SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, ApiError> {
     let method = req.method().clone();
@@ -100,6 +118,9 @@ async fn dispatch(
     let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));
     if method == Method::POST {
         require_json(&req)?;
+    }
+    if path == super::admin::PREFIX || path.starts_with(&format!("{}/", super::admin::PREFIX)) {
+        return super::admin::dispatch(state, peer, req).await;
     }
     match (method, path.as_str()) {
         (Method::GET, "/health") => {
@@ -143,7 +164,7 @@ async fn dispatch(
             reply(openai::chat::handle(state, body).await?)
         }
         (Method::GET, "/metrics") => {
-            if let Some(m) = state.model() {
+            for m in state.registry().loaded() {
                 metrics::engine_state(m.name(), &m.version, &m.engine.stats());
             }
             Ok(text_response(
@@ -155,7 +176,12 @@ async fn dispatch(
         (Method::GET, "" | "/") => ok(json!({
             "name": "switchyard",
             "version": env!("CARGO_PKG_VERSION"),
-            "models": state.model().map(|m| m.names.clone()).unwrap_or_default(),
+            "models": state
+                .registry()
+                .table()
+                .routes()
+                .flat_map(|r| r.names.clone())
+                .collect::<Vec<_>>(),
         })),
         (
             m,
@@ -196,8 +222,10 @@ fn endpoint(path: &str) -> &'static str {
 }
 
 fn reply(r: Reply) -> Result<Response<HttpBody>, ApiError> {
-    Ok(match r {
-        Reply::Json(v) => json_response(StatusCode::OK, &v),
-        Reply::Stream(body) => sse_response(body),
-    })
+    let mut resp = match r.body {
+        ReplyBody::Json(v) => json_response(StatusCode::OK, &v),
+        ReplyBody::Stream(body) => sse_response(body),
+    };
+    resp.extensions_mut().insert(ServedBy(r.model));
+    Ok(resp)
 }

@@ -1,12 +1,15 @@
 //! State that must outlive the process: the model artifact cache (pull,
-//! digest, verify). The SQLite database joins it with model versions.
+//! digest, verify) and the SQLite database of versions, deployments and
+//! the audit trail.
 
 pub mod artifacts;
 mod catalog;
+pub mod db;
 mod digest;
 
 pub use artifacts::{artifact_path, home, lookup, models_dir, pull, PullOutcome};
 pub use catalog::{KnownModel, CATALOG, DEFAULT_MODEL};
+pub use db::{now_ms, AuditEntry, Deployment, NewAudit, Store, VersionRecord, WarmupCheck};
 pub use digest::sha256_file;
 
 use std::path::PathBuf;
@@ -22,6 +25,10 @@ pub enum StoreError {
     },
     #[error("could not run `{command}`: {detail}")]
     Command { command: String, detail: String },
+    #[error("{path}: {detail}")]
+    Database { path: PathBuf, detail: String },
+    #[error("version `{1}` of `{0}` already exists; versions are immutable, register a new one")]
+    VersionExists(String, String),
     #[error("{path}: sha256 is {found}, expected {expected}; the file was removed")]
     DigestMismatch {
         path: PathBuf,

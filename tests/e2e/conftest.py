@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def free_port() -> int:
 
 def start_server(bin_path, log, *args, model_args=("--model", MODEL)):
     port = free_port()
+    if "--state-db" not in args:
+        # A state file of its own: deployments a developer made on this
+        # machine must not change what a test serves.
+        args = (*args, "--state-db", os.path.join(tempfile.mkdtemp(), "state.db"))
     proc = subprocess.Popen(
         [bin_path, "serve", "--port", str(port), *model_args, *args],
         stdout=log,

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiError> {
     warn_unknown("/v1/chat/completions", &req.unknown);
-    let model = resolve_model(state, req.model.as_deref())?;
+    let model = &resolve_model(state, req.model.as_deref(), req.sampling.user.as_deref())?;
     if req.messages.is_empty() {
         return Err(ApiError::bad("messages must not be empty", "messages"));
     }
@@ -66,12 +66,10 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
         };
         let params = (0..v.n).map(params_for).collect();
         model.engine.check_room()?;
-        return Ok(Reply::Stream(chat_stream::start(
-            model.clone(),
-            prompt,
-            params,
-            opts,
-        )));
+        return Ok(Reply::stream(
+            model,
+            chat_stream::start(model.clone(), prompt, params, opts),
+        ));
     }
     let mut choices = Vec::new();
     let mut completion_tokens = 0;
@@ -109,15 +107,18 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
             "finish_reason": finish,
         }));
     }
-    Ok(Reply::Json(json!({
-        "id": request_id("chatcmpl"),
-        "object": "chat.completion",
-        "created": now_unix(),
-        "model": model.name(),
-        "system_fingerprint": model.fingerprint,
-        "choices": choices,
-        "usage": usage_json(prompt_tokens, completion_tokens),
-    })))
+    Ok(Reply::json(
+        model,
+        json!({
+            "id": request_id("chatcmpl"),
+            "object": "chat.completion",
+            "created": now_unix(),
+            "model": model.name(),
+            "system_fingerprint": model.fingerprint,
+            "choices": choices,
+            "usage": usage_json(prompt_tokens, completion_tokens),
+        }),
+    ))
 }
 
 /// The assistant message: content (null when the reply is only calls),

@@ -13,7 +13,7 @@ use serde_json::json;
 
 pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, ApiError> {
     warn_unknown("/v1/completions", &req.unknown);
-    let model = resolve_model(state, req.model.as_deref())?;
+    let model = &resolve_model(state, req.model.as_deref(), req.sampling.user.as_deref())?;
     let tok = &model.tokenizer;
     let prompts: Vec<Vec<u32>> = match req.prompt {
         PromptInput::Text(t) => vec![tok.encode(&t, true, true)],
@@ -56,11 +56,10 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
             priority: v.priority,
         };
         model.engine.check_room()?;
-        return Ok(Reply::Stream(completions_stream::start(
-            model.clone(),
-            choices,
-            opts,
-        )));
+        return Ok(Reply::stream(
+            model,
+            completions_stream::start(model.clone(), choices, opts),
+        ));
     }
     let names = TokenNames {
         tokenizer: tok,
@@ -117,13 +116,16 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
             }));
         }
     }
-    Ok(Reply::Json(json!({
-        "id": request_id("cmpl"),
-        "object": "text_completion",
-        "created": now_unix(),
-        "model": model.name(),
-        "system_fingerprint": model.fingerprint,
-        "choices": choices,
-        "usage": usage_json(prompt_tokens, completion_tokens),
-    })))
+    Ok(Reply::json(
+        model,
+        json!({
+            "id": request_id("cmpl"),
+            "object": "text_completion",
+            "created": now_unix(),
+            "model": model.name(),
+            "system_fingerprint": model.fingerprint,
+            "choices": choices,
+            "usage": usage_json(prompt_tokens, completion_tokens),
+        }),
+    ))
 }

@@ -17,27 +17,50 @@ mod tools;
 pub mod types;
 
 use super::error::ApiError;
-use super::state::{AppState, ServedModel};
+use super::state::AppState;
+use crate::registry::{RegistryError, ServedModel};
 use std::sync::Arc;
 
 /// What a generation handler answers: one JSON document, or a stream of
-/// server-sent events.
-pub enum Reply {
+/// server-sent events, and the version that answered.
+pub struct Reply {
+    pub model: Arc<ServedModel>,
+    pub body: ReplyBody,
+}
+
+pub enum ReplyBody {
     Json(serde_json::Value),
     Stream(super::sse::SseBody),
 }
 
-/// The served model a request names; a missing `model` field means the one
-/// model served.
-fn resolve_model<'a>(
-    state: &'a AppState,
-    name: Option<&str>,
-) -> Result<&'a Arc<ServedModel>, ApiError> {
-    let model = state.model().ok_or(ApiError::NotReady)?;
-    match name {
-        Some(n) if !model.answers_to(n) => Err(ApiError::ModelNotFound(n.to_owned())),
-        _ => Ok(model),
+impl Reply {
+    fn json(model: &Arc<ServedModel>, v: serde_json::Value) -> Self {
+        Reply {
+            model: model.clone(),
+            body: ReplyBody::Json(v),
+        }
     }
+
+    fn stream(model: &Arc<ServedModel>, body: super::sse::SseBody) -> Self {
+        Reply {
+            model: model.clone(),
+            body: ReplyBody::Stream(body),
+        }
+    }
+}
+
+/// The version that answers a request for `name` (a missing `model` means
+/// the one model served), sticky by `user` while a canary runs.
+fn resolve_model(
+    state: &AppState,
+    name: Option<&str>,
+    user: Option<&str>,
+) -> Result<Arc<ServedModel>, ApiError> {
+    state.registry().resolve(name, user).map_err(|e| match e {
+        RegistryError::NotFound(_) => ApiError::ModelNotFound(name.unwrap_or("").to_owned()),
+        RegistryError::NotReady => ApiError::NotReady,
+        other => ApiError::bad(other.to_string(), "model"),
+    })
 }
 
 pub(crate) fn now_unix() -> u64 {

@@ -1,7 +1,8 @@
-//! GET /v1/models
+//! GET /v1/models: every name a routed model answers to.
 
+use crate::registry::{Route, ServedModel};
 use crate::server::error::ApiError;
-use crate::server::state::{AppState, ServedModel};
+use crate::server::state::AppState;
 use serde_json::{json, Value};
 
 fn card(m: &ServedModel, id: &str) -> Value {
@@ -14,18 +15,21 @@ fn card(m: &ServedModel, id: &str) -> Value {
     })
 }
 
+fn cards(route: &Route) -> impl Iterator<Item = Value> + '_ {
+    route.names.iter().map(|n| card(&route.stable, n))
+}
+
 pub fn list(state: &AppState) -> Value {
-    let data: Vec<Value> = state
-        .model()
-        .map(|m| m.names.iter().map(|n| card(m, n)).collect())
-        .unwrap_or_default();
+    let table = state.registry().table();
+    let data: Vec<Value> = table.routes().flat_map(|r| cards(r)).collect();
     json!({ "object": "list", "data": data })
 }
 
 /// GET /v1/models/{id}
 pub fn get(state: &AppState, id: &str) -> Result<Value, ApiError> {
-    match state.model() {
-        Some(m) if m.answers_to(id) => Ok(card(m, id)),
-        _ => Err(ApiError::ModelNotFound(id.to_owned())),
+    let table = state.registry().table();
+    match table.route(id) {
+        Some(r) => Ok(card(&r.stable, id)),
+        None => Err(ApiError::ModelNotFound(id.to_owned())),
     }
 }

@@ -29,7 +29,7 @@ pub struct DetokenizeRequest {
 }
 
 pub fn tokenize(state: &AppState, req: TokenizeRequest) -> Result<Value, ApiError> {
-    let model = resolve_model(state, req.model.as_deref())?;
+    let model = &resolve_model(state, req.model.as_deref(), None)?;
     let tokens = match (req.prompt, req.messages) {
         (Some(text), None) => {
             model
@@ -64,7 +64,7 @@ pub fn tokenize(state: &AppState, req: TokenizeRequest) -> Result<Value, ApiErro
 }
 
 pub fn detokenize(state: &AppState, req: DetokenizeRequest) -> Result<Value, ApiError> {
-    let model = resolve_model(state, req.model.as_deref())?;
+    let model = &resolve_model(state, req.model.as_deref(), None)?;
     let vocab = model.tokenizer.vocab_size();
     if let Some(&bad) = req.tokens.iter().find(|&&t| t as usize >= vocab) {
         return Err(ApiError::bad(

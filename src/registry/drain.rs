@@ -1,0 +1,54 @@
+//! Retiring a version: once no route points at it, the requests that
+//! started on it finish there; then its engine stops and its memory
+//! (weights, KV cache) goes back to the machine and the KV budget.
+
+use super::served::ServedModel;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a drain looks at the requests still holding the version. A
+/// request holds an `Arc`, which has no way to wake a waiter when it drops;
+/// polling a counter every few milliseconds costs nothing beside that.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Waits until `served` is held by nobody else, drops it, and waits for its
+/// engine thread to free its memory.
+pub(super) fn drain(served: Arc<ServedModel>) -> Duration {
+    let started = Instant::now();
+    let exit = served.engine.exit_watch();
+    while Arc::strong_count(&served) > 1 {
+        std::thread::sleep(POLL);
+    }
+    drop(served);
+    while !exit.has_exited() {
+        std::thread::sleep(POLL);
+    }
+    trim_heap();
+    started.elapsed()
+}
+
+/// Hands freed heap pages back to the system. Large buffers are their own
+/// mappings and return at once; glibc keeps the small-allocation arenas
+/// (tokenizer, templates) until asked.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it
+    // takes the allocator's locks and has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Serves every allocation of 1 MiB or more (weights, KV planes) from its
+/// own mapping, which goes back to the system the moment it is freed.
+/// glibc otherwise raises its mapping threshold after the first large free
+/// and serves later weights from the heap, where an unload leaves them
+/// stranded. Called once at start, before any model loads.
+pub fn map_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; any value is valid
+    // and it is called before the threads that allocate start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}

@@ -1,0 +1,139 @@
+use super::*;
+use serde_json::json;
+
+/// A fresh database file of its own for each test.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-db-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("state.db")
+}
+
+fn record(version: &str) -> VersionRecord {
+    VersionRecord {
+        model: "m".into(),
+        version: version.into(),
+        artifact: "/models/m.gguf".into(),
+        sha256: "ab".repeat(32),
+        size_bytes: 1234,
+        source: "test".into(),
+        quantization: "q4_1".into(),
+        created_at: now_ms(),
+        created_by: "tester".into(),
+        notes: String::new(),
+        warmup: json!([{"prompt": "Hi"}]),
+    }
+}
+
+fn audit<'a>(action: &'a str, version: &'a str) -> NewAudit<'a> {
+    NewAudit {
+        actor: "tester",
+        action,
+        model: "m",
+        version: Some(version),
+        before: json!(null),
+        after: json!({"stable": version}),
+        ok: true,
+        detail: String::new(),
+    }
+}
+
+#[test]
+fn state_survives_reopening_the_file() {
+    let path = scratch("reopen");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .insert_version(&record("v1"), &audit("register", "v1"))
+            .unwrap();
+        store
+            .insert_version(&record("v2"), &audit("register", "v2"))
+            .unwrap();
+        let d = Deployment {
+            model: "m".into(),
+            stable: "v2".into(),
+            previous: Some("v1".into()),
+            updated_at: now_ms(),
+            updated_by: "tester".into(),
+            ..Deployment::default()
+        };
+        store.set_deployment(&d, &audit("deploy", "v2")).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let versions: Vec<String> = store
+        .versions(Some("m"))
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions, ["v1", "v2"]);
+    assert_eq!(
+        store.version("m", "v1").unwrap(),
+        Some(record_like(&store, "v1"))
+    );
+    let d = store.deployment("m").unwrap().unwrap();
+    assert_eq!(
+        (d.stable.as_str(), d.previous.as_deref()),
+        ("v2", Some("v1"))
+    );
+    let trail = store.audit_trail(Some("m"), 10).unwrap();
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["register", "register", "deploy"]);
+    assert!(trail.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(trail[2].after, json!({"stable": "v2"}));
+}
+
+/// The stored record, which must equal what was inserted field by field.
+fn record_like(store: &Store, version: &str) -> VersionRecord {
+    let stored = store.version("m", version).unwrap().unwrap();
+    let mut expected = record(version);
+    expected.created_at = stored.created_at;
+    assert_eq!(stored, expected);
+    stored
+}
+
+#[test]
+fn versions_are_immutable_and_unique() {
+    let store = Store::open(&scratch("immutable")).unwrap();
+    store
+        .insert_version(&record("v1"), &audit("register", "v1"))
+        .unwrap();
+    let again = store.insert_version(&record("v1"), &audit("register", "v1"));
+    assert!(
+        matches!(again, Err(StoreError::VersionExists(..))),
+        "{again:?}"
+    );
+    let conn = store.conn.lock().unwrap();
+    let update = conn.execute("UPDATE versions SET artifact = 'x'", []);
+    assert!(update.unwrap_err().to_string().contains("immutable"));
+    let delete = conn.execute("DELETE FROM audit", []);
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+}
+
+#[test]
+fn audit_limit_keeps_the_newest_in_order() {
+    let store = Store::open(&scratch("limit")).unwrap();
+    for i in 0..5 {
+        let v = format!("v{i}");
+        store.audit(&audit("deploy", &v)).unwrap();
+    }
+    let last: Vec<Option<String>> = store
+        .audit_trail(None, 2)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(last, [Some("v3".into()), Some("v4".into())]);
+}
+
+#[test]
+fn warmup_outcomes_are_kept() {
+    let store = Store::open(&scratch("warmup")).unwrap();
+    assert_eq!(store.warmup("m", "v1").unwrap(), None);
+    let failed = WarmupCheck {
+        passed: false,
+        detail: "prompt 1 did not contain `Paris`".into(),
+        at: now_ms(),
+    };
+    store.record_warmup("m", "v1", &failed).unwrap();
+    assert_eq!(store.warmup("m", "v1").unwrap(), Some(failed));
+}
