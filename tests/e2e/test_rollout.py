@@ -366,6 +366,52 @@ def test_ten_swap_cycles_under_load_lose_nothing(bin_path, tmp_path):
         s.stop()
 
 
+def test_several_models_are_served_at_once(server):
+    s = server
+    s.cli("register", "other", "v1", "--artifact", str(ARTIFACT))
+    assert s.cli("deploy", "other", "v1")["stable"] == "v1"
+    ids = {m["id"] for m in httpx.get(f"{s.base}/v1/models", timeout=10).json()["data"]}
+    assert ids == {NAME, "other"}
+    assert s.complete().headers["x-switchyard-model-version"] == f"{NAME}@boot"
+    assert s.complete(model="other").headers["x-switchyard-model-version"] == "other@v1"
+    # With two models, a request must say which.
+    r = httpx.post(f"{s.base}/v1/completions", json={"prompt": "Hi", "max_tokens": 2}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model", r.text
+    listed = {m["model"] for m in s.cli("list")["data"]}
+    assert listed == {NAME, "other"}
+
+
+def non_loopback_address():
+    """This machine's address on its default route, if it has one (a UDP
+    connect sends nothing)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        try:
+            u.connect(("192.0.2.1", 9))
+            address = u.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_admin_api_refuses_peers_off_loopback(bin_path, tmp_path):
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address off loopback")
+    s = Server(bin_path, tmp_path, "--host", "0.0.0.0").start()
+    try:
+        port = s.base.rsplit(":", 1)[1]
+        r = httpx.get(f"http://{address}:{port}/admin/v1/models", timeout=10)
+        assert r.status_code == 403, r.text
+        assert "loopback" in r.json()["error"]["message"]
+        # The OpenAI API is served there; the admin API still on loopback.
+        assert httpx.get(f"http://{address}:{port}/v1/models", timeout=10).status_code == 200
+        assert s.admin("GET", "/models").status_code == 200
+    finally:
+        s.stop()
+
+
 def test_admin_api_has_an_openapi_document_and_stays_on_loopback(server):
     s = server
     doc = s.admin("GET", "/openapi.json").json()
