@@ -56,12 +56,23 @@ pub enum ModelsCommand {
         #[command(flatten)]
         server: Server,
     },
-    /// Send PERCENT of MODEL's requests (sticky per user) to VERSION.
+    /// Send a share of MODEL's requests (sticky per user) to VERSION:
+    /// --percent P, or --steps 5,25,50,100 analysed window by window, rolled
+    /// back on a failed window, stepped up and promoted on healthy ones.
     Canary {
         model: String,
         version: String,
+        #[arg(long, conflicts_with = "steps")]
+        percent: Option<f64>,
+        #[arg(long, value_delimiter = ',')]
+        steps: Option<Vec<f64>>,
+        /// Analysis thresholds as JSON, e.g. {"window_s": 30,
+        /// "min_requests": 20, "max_error_ratio": 0.05}.
         #[arg(long)]
-        percent: f64,
+        analysis: Option<String>,
+        /// Stop at the last step instead of promoting.
+        #[arg(long)]
+        no_auto_promote: bool,
         #[command(flatten)]
         server: Server,
     },
@@ -178,12 +189,21 @@ pub fn run(cmd: ModelsCommand) -> CliResult {
             model,
             version,
             percent,
+            steps,
+            analysis,
+            no_auto_promote,
             server,
-        } => deployment(
-            &server,
-            &format!("/models/{model}/canary"),
-            json!({"version": version, "percent": percent}),
-        ),
+        } => {
+            let mut body = json!({"version": version, "percent": percent, "steps": steps});
+            if let Some(text) = analysis {
+                body["analysis"] =
+                    serde_json::from_str(&text).map_err(|e| format!("--analysis: {e}"))?;
+            }
+            if no_auto_promote {
+                body["auto_promote"] = json!(false);
+            }
+            deployment(&server, &format!("/models/{model}/canary"), body)
+        }
         ModelsCommand::Promote { model, server } => {
             deployment(&server, &format!("/models/{model}/promote"), json!({}))
         }

@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// $SWITCHYARD_HOME/switchyard.db).
     #[arg(long)]
     state_db: Option<std::path::PathBuf>,
+    /// Let the admin API make a share of a version's requests fail
+    /// (POST /admin/v1/models/M/versions/V/faults), to test rollouts.
+    /// Never in production.
+    #[arg(long)]
+    allow_fault_injection: bool,
     /// Compute threads (default: physical cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -89,7 +94,7 @@ async fn serve(a: ServeArgs) -> CliResult {
         chat_template: a.chat_template.clone(),
     };
     let loader = Loader::new(settings, pool, a.engine.budget()?);
-    let registry = Arc::new(Registry::new(db, loader));
+    let registry = Arc::new(Registry::new(db, loader, a.allow_fault_injection));
     let state = AppState::new(registry.clone());
     tracing::info!(%local, state = %db_path.display(), "listening; loading the models");
 

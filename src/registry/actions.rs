@@ -5,6 +5,7 @@
 //! two leaves the last change that completed.
 
 use super::names::{self, BOOT_VERSION};
+use super::rollout::{controller_actor as ACTOR, RolloutPlan};
 use super::warmup;
 use super::{drain, LoadSpec, Registry, RegistryError, Route, ServedModel, Slot};
 use crate::model::ModelSource;
@@ -156,7 +157,7 @@ impl Registry {
     ) -> Result<Deployment, RegistryError> {
         let _one = self.lock_actions();
         self.audited(actor, "deploy", model, Some(version), || {
-            self.make_stable(model, version, actor, "deploy")
+            self.make_stable(model, version, actor, "deploy", "")
         })
     }
 
@@ -172,7 +173,7 @@ impl Registry {
         self.audited(actor, "rollback", model, to, || {
             let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
             if to.is_none() && current.canary.is_some() {
-                return self.set_canary(model, None, actor, "rollback");
+                return self.set_canary(model, None, None, actor, "rollback", "");
             }
             let target = match to {
                 Some(v) => v.to_owned(),
@@ -182,20 +183,35 @@ impl Registry {
                     ))
                 })?,
             };
-            self.make_stable(model, &target, actor, "rollback")
+            self.make_stable(model, &target, actor, "rollback", "")
         })
     }
 
-    /// Sends `percent` of `model`'s requests to `version`, sticky per user.
+    /// Sends a share of `model`'s requests to `version`, sticky per user:
+    /// `percent`, or the first of the plan's steps, whose analysis then
+    /// runs until the canary is promoted or rolled back.
     pub fn canary(
-        &self,
+        self: &Arc<Self>,
         model: &str,
         version: &str,
-        percent: f64,
+        percent: Option<f64>,
+        plan: Option<RolloutPlan>,
         actor: &str,
     ) -> Result<Deployment, RegistryError> {
         let _one = self.lock_actions();
         self.audited(actor, "canary", model, Some(version), || {
+            if let Some(p) = &plan {
+                p.validate()?;
+            }
+            let percent = match (&plan, percent) {
+                (Some(p), None) => p.steps[0],
+                (None, Some(p)) => p,
+                _ => {
+                    return Err(RegistryError::Invalid(
+                        "give either percent or a rollout plan's steps".into(),
+                    ))
+                }
+            };
             if !(percent > 0.0 && percent <= 100.0) {
                 return Err(RegistryError::Invalid(format!(
                     "percent must be in (0, 100], not {percent}"
@@ -208,7 +224,81 @@ impl Registry {
                 )));
             }
             let served = self.ensure_loaded(model, version)?;
-            self.set_canary(model, Some((served, percent)), actor, "canary")
+            let rollout = plan.as_ref().map(|p| json!({"plan": p, "step": 0}));
+            let d =
+                self.set_canary(model, Some((served, percent)), rollout, actor, "canary", "")?;
+            match plan {
+                Some(p) => self
+                    .controllers
+                    .start(Arc::downgrade(self), model, version, p, 0),
+                None => self.controllers.stop(model),
+            }
+            Ok(d)
+        })
+    }
+
+    /// The controller's verdict: the canary goes back to 0 %.
+    pub(super) fn auto_rollback(
+        &self,
+        model: &str,
+        canary: &str,
+        why: &str,
+    ) -> Result<(), RegistryError> {
+        let _one = self.lock_actions();
+        if self.canary_of(model, canary).is_none() {
+            return Ok(());
+        }
+        self.audited(ACTOR, "auto-rollback", model, Some(canary), || {
+            self.set_canary(model, None, None, ACTOR, "auto-rollback", why)
+                .map(|_| ())
+        })
+    }
+
+    /// The controller's verdict: the canary moves to the next step.
+    pub(super) fn auto_step(
+        &self,
+        model: &str,
+        canary: &str,
+        percent: f64,
+        step: usize,
+        why: &str,
+    ) -> Result<(), RegistryError> {
+        let _one = self.lock_actions();
+        if self.canary_of(model, canary).is_none() {
+            return Ok(());
+        }
+        self.audited(ACTOR, "auto-step", model, Some(canary), || {
+            let served = self.ensure_loaded(model, canary)?;
+            let mut rollout = self.current(model)?.and_then(|d| d.rollout);
+            if let Some(r) = rollout.as_mut() {
+                r["step"] = json!(step);
+            }
+            self.set_canary(
+                model,
+                Some((served, percent)),
+                rollout,
+                ACTOR,
+                "auto-step",
+                why,
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The controller's verdict: the canary passed its last step.
+    pub(super) fn auto_promote(
+        &self,
+        model: &str,
+        canary: &str,
+        why: &str,
+    ) -> Result<(), RegistryError> {
+        let _one = self.lock_actions();
+        if self.canary_of(model, canary).is_none() {
+            return Ok(());
+        }
+        self.audited(ACTOR, "auto-promote", model, Some(canary), || {
+            self.make_stable(model, canary, ACTOR, "auto-promote", why)
+                .map(|_| ())
         })
     }
 
@@ -220,7 +310,7 @@ impl Registry {
             let canary = current.canary.ok_or_else(|| {
                 RegistryError::Conflict(format!("`{model}` has no canary to promote"))
             })?;
-            self.make_stable(model, &canary, actor, "promote")
+            self.make_stable(model, &canary, actor, "promote", "")
         })
     }
 
@@ -283,7 +373,7 @@ impl Registry {
 
     /// Loads what the store says is deployed, at start. A model whose
     /// version cannot load stays out of the table, with an error logged.
-    pub fn restore(&self) -> Result<Vec<String>, RegistryError> {
+    pub fn restore(self: &Arc<Self>) -> Result<Vec<String>, RegistryError> {
         let _one = self.lock_actions();
         let mut restored = Vec::new();
         for d in self.store.deployments()? {
@@ -305,6 +395,8 @@ impl Registry {
                         }),
                     };
                     self.table.rcu(|t| t.with(route.clone()));
+                    self.publish_route(&d.model);
+                    self.resume_rollout(&d);
                     restored.push(format!("{}@{}", d.model, d.stable));
                 }
                 Err(e) => tracing::error!(
@@ -316,6 +408,23 @@ impl Registry {
             }
         }
         Ok(restored)
+    }
+
+    /// Restarts the analysis of a canary that was running at shutdown, at
+    /// the step it had reached.
+    fn resume_rollout(self: &Arc<Self>, d: &Deployment) {
+        let (Some(canary), Some(rollout)) = (&d.canary, &d.rollout) else {
+            return;
+        };
+        let plan = serde_json::from_value::<RolloutPlan>(rollout["plan"].clone());
+        let step = rollout["step"].as_u64().unwrap_or(0) as usize;
+        match plan {
+            Ok(plan) if step < plan.steps.len() => {
+                self.controllers
+                    .start(Arc::downgrade(self), &d.model, canary, plan, step)
+            }
+            _ => tracing::warn!(model = %d.model, "a stored rollout plan could not be read"),
+        }
     }
 
     /// The deployment of `model`: the store's, or the command line's.
@@ -346,6 +455,7 @@ impl Registry {
         version: &str,
         actor: &str,
         action: &str,
+        detail: &str,
     ) -> Result<Deployment, RegistryError> {
         let before = self.current(model)?;
         let served = self.ensure_loaded(model, version)?;
@@ -359,6 +469,10 @@ impl Registry {
             canary: canary.clone(),
         };
         self.table.rcu(|t| t.with(route.clone()));
+        self.publish_route(model);
+        if canary.is_none() {
+            self.controllers.stop(model);
+        }
         let previous = match old_stable {
             Some(v) if v != version => Some(v),
             _ => before.as_ref().and_then(|d| d.previous.clone()),
@@ -371,8 +485,11 @@ impl Registry {
             canary_percent: canary.as_ref().map_or(0.0, |c| c.percent),
             updated_at: now_ms(),
             updated_by: actor.to_owned(),
+            rollout: canary
+                .as_ref()
+                .and_then(|_| before.as_ref().and_then(|d| d.rollout.clone())),
         };
-        self.persist(&after, before, actor, action)?;
+        self.persist(&after, before, actor, action, detail)?;
         Ok(after)
     }
 
@@ -380,8 +497,10 @@ impl Registry {
         &self,
         model: &str,
         canary: Option<(Arc<ServedModel>, f64)>,
+        rollout: Option<Value>,
         actor: &str,
         action: &str,
+        detail: &str,
     ) -> Result<Deployment, RegistryError> {
         let before = self.current(model)?.ok_or_else(|| not_deployed(model))?;
         let route = self
@@ -398,11 +517,16 @@ impl Registry {
             }),
         };
         self.table.rcu(|t| t.with(next.clone()));
+        self.publish_route(model);
+        if canary.is_none() {
+            self.controllers.stop(model);
+        }
         let after = Deployment {
             canary: canary.as_ref().map(|(v, _)| v.version.clone()),
             canary_percent: canary.as_ref().map_or(0.0, |(_, p)| *p),
             updated_at: now_ms(),
             updated_by: actor.to_owned(),
+            rollout: canary.as_ref().and(rollout),
             ..before.clone()
         };
         let version = after.canary.clone().or(before.canary.clone());
@@ -416,7 +540,7 @@ impl Registry {
                 before: json!(before),
                 after: json!(after),
                 ok: true,
-                detail: String::new(),
+                detail: detail.to_owned(),
             },
         )?;
         Ok(after)
@@ -428,6 +552,7 @@ impl Registry {
         before: Option<Deployment>,
         actor: &str,
         action: &str,
+        detail: &str,
     ) -> Result<(), RegistryError> {
         self.store.set_deployment(
             after,
@@ -439,7 +564,7 @@ impl Registry {
                 before: before.map_or(Value::Null, |d| json!(d)),
                 after: json!(after),
                 ok: true,
-                detail: String::new(),
+                detail: detail.to_owned(),
             },
         )?;
         Ok(())

@@ -116,6 +116,7 @@ impl Loader {
             version: spec.version.to_owned(),
             weights: loaded.weights,
             created: crate::server::openai::now_unix(),
+            faults: Default::default(),
         })
     }
 

@@ -6,8 +6,10 @@
 
 mod actions;
 mod drain;
+mod faults;
 mod loader;
 mod names;
+pub mod rollout;
 mod served;
 mod table;
 mod views;
@@ -17,6 +19,7 @@ pub use actions::Registration;
 pub use drain::map_large_buffers;
 pub use loader::{LoadSettings, LoadSpec, Loader};
 pub use names::BOOT_VERSION;
+pub use rollout::{AnalysisConfig, RolloutPlan};
 pub use served::ServedModel;
 pub use table::{Canary, Route, RoutingTable};
 
@@ -44,6 +47,8 @@ pub enum RegistryError {
     Warmup(String),
     #[error("no model is loaded yet")]
     NotReady,
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -78,13 +83,17 @@ pub struct Registry {
     actions: Mutex<()>,
     /// Spreads canary traffic of requests that name no user.
     requests: AtomicU64,
+    /// The analysis threads of running canaries.
+    controllers: rollout::Controllers,
+    /// Whether versions may be told to fail (`--allow-fault-injection`).
+    pub allow_faults: bool,
     /// How long an unload waits for requests in flight before answering
     /// that the version is still draining.
     drain_timeout: std::time::Duration,
 }
 
 impl Registry {
-    pub fn new(store: Arc<Store>, loader: Loader) -> Self {
+    pub fn new(store: Arc<Store>, loader: Loader, allow_faults: bool) -> Self {
         Registry {
             table: ArcSwap::from_pointee(RoutingTable::default()),
             slots: Arc::new(Mutex::new(BTreeMap::new())),
@@ -92,6 +101,8 @@ impl Registry {
             loader,
             actions: Mutex::new(()),
             requests: AtomicU64::new(0),
+            controllers: rollout::Controllers::default(),
+            allow_faults,
             drain_timeout: std::time::Duration::from_secs(120),
         }
     }
@@ -147,8 +158,94 @@ impl Registry {
         let served = Arc::new(served);
         let key = (served.name().to_owned(), served.version.clone());
         self.lock_slots().insert(key, Slot::Ready(served.clone()));
+        let model = served.name().to_owned();
         let route = Route::stable_only(served.names.clone(), served);
         self.table.rcu(|t| t.with(route.clone()));
+        self.publish_route(&model);
+    }
+
+    /// The stable version of `model` while `canary` is its canary.
+    fn canary_of(&self, model: &str, canary: &str) -> Option<String> {
+        let table = self.table();
+        let route = table.route(model)?;
+        let c = route.canary.as_ref()?;
+        (c.version.version == canary).then(|| route.stable.version.clone())
+    }
+
+    /// Sets the traffic-share and state gauges of every loaded version of
+    /// `model` after its route changed.
+    fn publish_route(&self, model: &str) {
+        use crate::telemetry::metrics;
+        let table = self.table();
+        let route = table.route(model).filter(|r| r.names[0] == model);
+        let share = |version: &str| -> f64 {
+            let Some(r) = route else { return 0.0 };
+            let canary = r.canary.as_ref().map_or(0.0, |c| c.percent / 100.0);
+            if r.stable.version == version {
+                1.0 - canary
+            } else if r
+                .canary
+                .as_ref()
+                .is_some_and(|c| c.version.version == version)
+            {
+                canary
+            } else {
+                0.0
+            }
+        };
+        let versions: Vec<String> = self
+            .lock_slots()
+            .keys()
+            .filter(|(m, _)| m == model)
+            .map(|(_, v)| v.clone())
+            .collect();
+        for v in versions {
+            metrics::rollout_traffic(model, &v, share(&v));
+            if route.is_some_and(|r| r.stable.version == v) {
+                let all = rollout::RolloutState::ALL.map(rollout::RolloutState::name);
+                metrics::rollout_state(model, &v, "stable", all);
+            }
+        }
+    }
+
+    /// Makes a share of a loaded version's requests fail, for testing
+    /// rollouts; only with `--allow-fault-injection`.
+    pub fn set_faults(
+        &self,
+        model: &str,
+        version: &str,
+        error_ratio: f64,
+        actor: &str,
+    ) -> Result<serde_json::Value, RegistryError> {
+        if !self.allow_faults {
+            return Err(RegistryError::Forbidden(
+                "fault injection is off; start the server with --allow-fault-injection".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&error_ratio) {
+            return Err(RegistryError::Invalid(
+                "error_ratio must be between 0 and 1".into(),
+            ));
+        }
+        let Some(Slot::Ready(served)) = self.slot(model, version) else {
+            return Err(RegistryError::NotFound(format!(
+                "`{model}@{version}` is not loaded"
+            )));
+        };
+        served.faults.set_error_ratio(error_ratio);
+        let after =
+            serde_json::json!({"model": model, "version": version, "error_ratio": error_ratio});
+        self.store.audit(&crate::store::NewAudit {
+            actor,
+            action: "faults",
+            model,
+            version: Some(version),
+            before: serde_json::Value::Null,
+            after: after.clone(),
+            ok: true,
+            detail: String::new(),
+        })?;
+        Ok(after)
     }
 
     /// What the store says `model` is deployed as.

@@ -27,6 +27,8 @@ pub struct ServedModel {
     pub weights: String,
     /// Unix seconds the version became ready (`created` in /v1/models).
     pub created: u64,
+    /// Injected failures, for testing rollouts.
+    pub faults: super::faults::Faults,
 }
 
 impl ServedModel {

@@ -29,6 +29,8 @@ pub enum ApiError {
     NotReady,
     #[error("{0}")]
     Forbidden(String),
+    #[error("a fault was injected into {0} (fault injection is on for testing)")]
+    InjectedFault(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
@@ -56,6 +58,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::InjectedFault(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Registry(e) => match e {
                 RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
                 RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -66,6 +69,7 @@ impl ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 RegistryError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+                RegistryError::Forbidden(_) => StatusCode::FORBIDDEN,
                 RegistryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Engine(e) => match e {

@@ -2,7 +2,7 @@
 
 use super::body::{json_response, read_json, sse_response, text_response, HttpBody};
 use super::error::ApiError;
-use super::openai::{self, Reply, ReplyBody};
+use super::openai::{self, Reply};
 use super::state::AppState;
 use crate::registry::ServedModel;
 use crate::telemetry::metrics;
@@ -12,10 +12,17 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
 
-/// The version that answered, carried from the handler to the access log,
-/// the metrics and the `x-switchyard-model-version` header.
-#[derive(Clone)]
-struct ServedBy(Arc<ServedModel>);
+tokio::task_local! {
+    /// The version a request resolved to, carried from the handler to the
+    /// metrics, the analysis window and the `x-switchyard-model-version`
+    /// header, whatever the answer (an error included).
+    static SERVED_BY: std::cell::RefCell<Option<Arc<ServedModel>>>;
+}
+
+/// Records the version that answers the current request.
+pub(super) fn served_by(model: &Arc<ServedModel>) {
+    let _ = SERVED_BY.try_with(|s| *s.borrow_mut() = Some(model.clone()));
+}
 
 pub async fn route(
     state: Arc<AppState>,
@@ -25,7 +32,13 @@ pub async fn route(
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let request_id = request_id(&req);
-    let mut resp = match dispatch(&state, peer, req).await {
+    let (answer, resolved) = SERVED_BY
+        .scope(std::cell::RefCell::new(None), async {
+            let answer = dispatch(&state, peer, req).await;
+            (answer, SERVED_BY.with(|s| s.borrow_mut().take()))
+        })
+        .await;
+    let mut resp = match answer {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -34,14 +47,10 @@ pub async fn route(
     }
     // A request no version answered (a bad body, a health check) is
     // labelled with the model served when there is only one.
-    let served = resp
-        .extensions_mut()
-        .remove::<ServedBy>()
-        .map(|s| s.0)
-        .or_else(|| {
-            let table = state.registry().table();
-            table.sole().map(|r| r.stable.clone())
-        });
+    let served = resolved.or_else(|| {
+        let table = state.registry().table();
+        table.sole().map(|r| r.stable.clone())
+    });
     if let Some(m) = served.filter(|_| !path.starts_with(super::admin::PREFIX)) {
         if let Ok(v) = HeaderValue::from_str(&m.version_label()) {
             resp.headers_mut().insert(MODEL_VERSION, v);
@@ -222,10 +231,8 @@ fn endpoint(path: &str) -> &'static str {
 }
 
 fn reply(r: Reply) -> Result<Response<HttpBody>, ApiError> {
-    let mut resp = match r.body {
-        ReplyBody::Json(v) => json_response(StatusCode::OK, &v),
-        ReplyBody::Stream(body) => sse_response(body),
-    };
-    resp.extensions_mut().insert(ServedBy(r.model));
-    Ok(resp)
+    Ok(match r {
+        Reply::Json(v) => json_response(StatusCode::OK, &v),
+        Reply::Stream(body) => sse_response(body),
+    })
 }

@@ -43,6 +43,9 @@ pub struct Deployment {
     pub canary_percent: f64,
     pub updated_at: i64,
     pub updated_by: String,
+    /// The canary's rollout plan and the step it is at, when one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<serde_json::Value>,
 }
 
 /// One admin action, as the audit trail keeps it.
@@ -122,7 +125,8 @@ CREATE TABLE IF NOT EXISTS deployments (
     canary TEXT,
     canary_percent REAL NOT NULL DEFAULT 0,
     updated_at INTEGER NOT NULL,
-    updated_by TEXT NOT NULL
+    updated_by TEXT NOT NULL,
+    rollout TEXT
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -173,6 +177,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        migrate(&conn).map_err(db)?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -311,8 +316,9 @@ impl Store {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR REPLACE INTO deployments
-                     (model, stable, previous, canary, canary_percent, updated_at, updated_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     (model, stable, previous, canary, canary_percent, updated_at, updated_by,
+                      rollout)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     d.model,
                     d.stable,
@@ -320,7 +326,8 @@ impl Store {
                     d.canary,
                     d.canary_percent,
                     d.updated_at,
-                    d.updated_by
+                    d.updated_by,
+                    d.rollout.as_ref().map(|r| r.to_string())
                 ],
             )?;
             append(&tx, audit)?;
@@ -386,7 +393,7 @@ fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRecord> {
 }
 
 const DEPLOYMENT_COLUMNS: &str = "SELECT model, stable, previous, canary, canary_percent,
-    updated_at, updated_by FROM deployments";
+    updated_at, updated_by, rollout FROM deployments";
 
 fn deployment_row(r: &rusqlite::Row) -> rusqlite::Result<Deployment> {
     Ok(Deployment {
@@ -397,7 +404,19 @@ fn deployment_row(r: &rusqlite::Row) -> rusqlite::Result<Deployment> {
         canary_percent: r.get(4)?,
         updated_at: r.get(5)?,
         updated_by: r.get(6)?,
+        rollout: r.get::<_, Option<String>>(7)?.map(json_column),
     })
+}
+
+/// Brings a database written by an older build up to this schema.
+fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let has_rollout = c
+        .prepare("SELECT 1 FROM pragma_table_info('deployments') WHERE name = 'rollout'")?
+        .exists([])?;
+    if !has_rollout {
+        c.execute_batch("ALTER TABLE deployments ADD COLUMN rollout TEXT")?;
+    }
+    Ok(())
 }
 
 fn json_column(text: String) -> serde_json::Value {

@@ -37,6 +37,8 @@ pub const GPU_MEMORY_TOTAL: &str = "switchyard_gpu_memory_total_bytes";
 pub const GPU_POWER: &str = "switchyard_gpu_power_watts";
 pub const GPU_TEMPERATURE: &str = "switchyard_gpu_temperature_celsius";
 pub const GPU_SM_CLOCK: &str = "switchyard_gpu_sm_clock_hertz";
+pub const ROLLOUT_TRAFFIC_RATIO: &str = "switchyard_rollout_traffic_ratio";
+pub const ROLLOUT_STATE: &str = "switchyard_rollout_state";
 pub const PROMPT_TOKENS_TOTAL: &str = "switchyard_prompt_tokens_total";
 pub const GENERATION_TOKENS_TOTAL: &str = "switchyard_generation_tokens_total";
 
@@ -95,6 +97,14 @@ fn describe() {
         "HTTP requests answered, by model, version, endpoint and status code"
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the build");
+    describe_gauge!(
+        ROLLOUT_TRAFFIC_RATIO,
+        "Share of the model's requests routed to this version (0 to 1)"
+    );
+    describe_gauge!(
+        ROLLOUT_STATE,
+        "1 for the version's rollout state (stable, progressing, inconclusive, promoted, rolled_back), 0 for the others"
+    );
     describe_gauge!(
         MODEL_INFO,
         "Always 1 per served model version; the labels describe it"
@@ -205,6 +215,8 @@ pub struct EngineMetrics {
     step: Histogram,
     prompt_total: Counter,
     generation_total: Counter,
+    /// The same latencies, kept for the canary analysis.
+    window: std::sync::Arc<super::window::VersionWindow>,
 }
 
 impl EngineMetrics {
@@ -221,15 +233,18 @@ impl EngineMetrics {
             step: metrics::histogram!(ENGINE_STEP_DURATION, &labels),
             prompt_total: metrics::counter!(PROMPT_TOKENS_TOTAL, &labels),
             generation_total: metrics::counter!(GENERATION_TOKENS_TOTAL, &labels),
+            window: super::window::window(model, version),
         }
     }
 
     pub fn first_token(&self, since_arrival: Duration) {
         self.ttft.record(since_arrival);
+        self.window.first_token(since_arrival);
     }
 
     pub fn token_gap(&self, gap: Duration) {
         self.itl.record(gap);
+        self.window.token_gap(gap);
     }
 
     pub fn scheduled(&self, waited: Duration) {
@@ -291,6 +306,35 @@ fn commit() -> &'static str {
     option_env!("SWITCHYARD_COMMIT").unwrap_or("unknown")
 }
 
+/// A version's share of its model's requests (0 to 1).
+pub fn rollout_traffic(model: &str, version: &str, ratio: f64) {
+    metrics::gauge!(
+        ROLLOUT_TRAFFIC_RATIO,
+        "model" => model.to_owned(),
+        "version" => version.to_owned()
+    )
+    .set(ratio);
+}
+
+/// Sets a version's rollout state: 1 for `state`, 0 for the others of
+/// `all`, so that a dashboard shows exactly one.
+pub fn rollout_state<const N: usize>(
+    model: &str,
+    version: &str,
+    state: &str,
+    all: [&'static str; N],
+) {
+    for s in all {
+        metrics::gauge!(
+            ROLLOUT_STATE,
+            "model" => model.to_owned(),
+            "version" => version.to_owned(),
+            "state" => s
+        )
+        .set(if s == state { 1.0 } else { 0.0 });
+    }
+}
+
 /// Marks a model version as served.
 pub fn model_served(model: &str, version: &str, quantization: &str, digest: &str) {
     metrics::gauge!(
@@ -305,8 +349,13 @@ pub fn model_served(model: &str, version: &str, quantization: &str, digest: &str
 }
 
 /// One answered request. `endpoint` is a known route or `other`, so the
-/// label stays bounded whatever paths clients send.
+/// label stays bounded whatever paths clients send. Generation requests
+/// also count in the version's analysis window: failed when the server
+/// failed them (5xx), not when the client sent something wrong.
 pub fn request_answered(model: &str, version: &str, endpoint: &'static str, status: u16) {
+    if matches!(endpoint, "/v1/completions" | "/v1/chat/completions") {
+        super::window::window(model, version).outcome(status < 500);
+    }
     metrics::counter!(
         REQUESTS_TOTAL,
         "model" => model.to_owned(),

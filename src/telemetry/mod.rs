@@ -3,6 +3,7 @@
 
 pub mod gpu;
 pub mod metrics;
+pub mod window;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {

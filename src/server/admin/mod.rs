@@ -5,7 +5,7 @@
 use super::body::{json_response, read_json, text_response, HttpBody};
 use super::error::ApiError;
 use super::state::AppState;
-use crate::registry::{Registration, Registry, RegistryError};
+use crate::registry::{AnalysisConfig, Registration, Registry, RegistryError, RolloutPlan};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
@@ -39,7 +39,38 @@ struct VersionBody {
 #[serde(deny_unknown_fields)]
 struct CanaryBody {
     version: String,
-    percent: f64,
+    #[serde(default)]
+    percent: Option<f64>,
+    /// With steps (or analysis), the canary is analysed and moved on by
+    /// itself.
+    #[serde(default)]
+    steps: Option<Vec<f64>>,
+    #[serde(default)]
+    analysis: Option<AnalysisConfig>,
+    #[serde(default)]
+    auto_promote: Option<bool>,
+}
+
+impl CanaryBody {
+    fn plan(&self) -> Option<RolloutPlan> {
+        if self.steps.is_none() && self.analysis.is_none() {
+            return None;
+        }
+        Some(RolloutPlan {
+            steps: self
+                .steps
+                .clone()
+                .unwrap_or_else(|| self.percent.into_iter().collect()),
+            analysis: self.analysis.clone().unwrap_or_default(),
+            auto_promote: self.auto_promote.unwrap_or(true),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultsBody {
+    error_ratio: f64,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,8 +138,10 @@ pub async fn dispatch(
                 }
                 "canary" => {
                     let b: CanaryBody = read_json(body).await?;
+                    let plan = b.plan();
+                    let percent = if plan.is_some() { None } else { b.percent };
                     blocking(registry, move |r| {
-                        r.canary(&model, &b.version, b.percent, &who)
+                        r.canary(&model, &b.version, percent, plan, &who)
                     })
                     .await?
                 }
@@ -125,6 +158,14 @@ pub async fn dispatch(
                 other => return Err(ApiError::NotFound(format!("no admin action `{other}`"))),
             };
             ok(serde_json::to_value(done).map_err(|e| ApiError::Internal(e.to_string()))?)
+        }
+        (Method::POST, ["models", model, "versions", version, "faults"]) => {
+            let b: FaultsBody = read_json(req.into_body()).await?;
+            let (model, version) = (model.to_string(), version.to_string());
+            ok(blocking(registry, move |r| {
+                r.set_faults(&model, &version, b.error_ratio, &who)
+            })
+            .await?)
         }
         (Method::GET, ["audit"]) => {
             let (model, limit) = audit_query(&query)?;
@@ -149,7 +190,7 @@ pub async fn dispatch(
 /// SQLite: never on the async workers.
 async fn blocking<T: Send + 'static>(
     registry: Arc<Registry>,
-    f: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+    f: impl FnOnce(&Arc<Registry>) -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || f(&registry))
         .await

@@ -66,10 +66,12 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
         };
         let params = (0..v.n).map(params_for).collect();
         model.engine.check_room()?;
-        return Ok(Reply::stream(
-            model,
-            chat_stream::start(model.clone(), prompt, params, opts),
-        ));
+        return Ok(Reply::Stream(chat_stream::start(
+            model.clone(),
+            prompt,
+            params,
+            opts,
+        )));
     }
     let mut choices = Vec::new();
     let mut completion_tokens = 0;
@@ -107,18 +109,15 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
             "finish_reason": finish,
         }));
     }
-    Ok(Reply::json(
-        model,
-        json!({
-            "id": request_id("chatcmpl"),
-            "object": "chat.completion",
-            "created": now_unix(),
-            "model": model.name(),
-            "system_fingerprint": model.fingerprint,
-            "choices": choices,
-            "usage": usage_json(prompt_tokens, completion_tokens),
-        }),
-    ))
+    Ok(Reply::Json(json!({
+        "id": request_id("chatcmpl"),
+        "object": "chat.completion",
+        "created": now_unix(),
+        "model": model.name(),
+        "system_fingerprint": model.fingerprint,
+        "choices": choices,
+        "usage": usage_json(prompt_tokens, completion_tokens),
+    })))
 }
 
 /// The assistant message: content (null when the reply is only calls),

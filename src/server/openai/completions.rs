@@ -56,10 +56,11 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
             priority: v.priority,
         };
         model.engine.check_room()?;
-        return Ok(Reply::stream(
-            model,
-            completions_stream::start(model.clone(), choices, opts),
-        ));
+        return Ok(Reply::Stream(completions_stream::start(
+            model.clone(),
+            choices,
+            opts,
+        )));
     }
     let names = TokenNames {
         tokenizer: tok,
@@ -116,16 +117,13 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
             }));
         }
     }
-    Ok(Reply::json(
-        model,
-        json!({
-            "id": request_id("cmpl"),
-            "object": "text_completion",
-            "created": now_unix(),
-            "model": model.name(),
-            "system_fingerprint": model.fingerprint,
-            "choices": choices,
-            "usage": usage_json(prompt_tokens, completion_tokens),
-        }),
-    ))
+    Ok(Reply::Json(json!({
+        "id": request_id("cmpl"),
+        "object": "text_completion",
+        "created": now_unix(),
+        "model": model.name(),
+        "system_fingerprint": model.fingerprint,
+        "choices": choices,
+        "usage": usage_json(prompt_tokens, completion_tokens),
+    })))
 }

@@ -22,31 +22,10 @@ use crate::registry::{RegistryError, ServedModel};
 use std::sync::Arc;
 
 /// What a generation handler answers: one JSON document, or a stream of
-/// server-sent events, and the version that answered.
-pub struct Reply {
-    pub model: Arc<ServedModel>,
-    pub body: ReplyBody,
-}
-
-pub enum ReplyBody {
+/// server-sent events.
+pub enum Reply {
     Json(serde_json::Value),
     Stream(super::sse::SseBody),
-}
-
-impl Reply {
-    fn json(model: &Arc<ServedModel>, v: serde_json::Value) -> Self {
-        Reply {
-            model: model.clone(),
-            body: ReplyBody::Json(v),
-        }
-    }
-
-    fn stream(model: &Arc<ServedModel>, body: super::sse::SseBody) -> Self {
-        Reply {
-            model: model.clone(),
-            body: ReplyBody::Stream(body),
-        }
-    }
 }
 
 /// The version that answers a request for `name` (a missing `model` means
@@ -56,11 +35,16 @@ fn resolve_model(
     name: Option<&str>,
     user: Option<&str>,
 ) -> Result<Arc<ServedModel>, ApiError> {
-    state.registry().resolve(name, user).map_err(|e| match e {
+    let model = state.registry().resolve(name, user).map_err(|e| match e {
         RegistryError::NotFound(_) => ApiError::ModelNotFound(name.unwrap_or("").to_owned()),
         RegistryError::NotReady => ApiError::NotReady,
         other => ApiError::bad(other.to_string(), "model"),
-    })
+    })?;
+    super::router::served_by(&model);
+    if model.faults.fail_next() {
+        return Err(ApiError::InjectedFault(model.version_label()));
+    }
+    Ok(model)
 }
 
 pub(crate) fn now_unix() -> u64 {

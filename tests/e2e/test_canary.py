@@ -1,0 +1,163 @@
+"""Canary releases end to end: the weighted, sticky split; the analysis that
+rolls a failing canary back by itself and promotes a healthy one; an idle
+canary that is never promoted."""
+
+import concurrent.futures
+import re
+import threading
+import time
+
+import httpx
+import pytest
+
+from test_rollout import ARTIFACT, NAME, Server, register
+
+pytestmark = pytest.mark.skipif(
+    not ARTIFACT.is_file(), reason="SWITCHYARD_TEST_MODEL must be a GGUF file here"
+)
+
+
+@pytest.fixture
+def two_versions(bin_path, tmp_path):
+    """v1 stable, v2 registered and loaded beside it, boot unloaded."""
+    s = Server(bin_path, tmp_path, "--allow-fault-injection").start()
+    register(s, "v1")
+    s.cli("deploy", NAME, "v1")
+    s.cli("unload", NAME, "boot")
+    register(s, "v2")
+    yield s
+    s.stop()
+
+
+def version_of(s, user, client):
+    r = client.post(f"{s.base}/v1/completions", json={
+        "model": NAME, "prompt": "Hi", "max_tokens": 1, "user": user}, timeout=120)
+    assert r.status_code == 200, r.text
+    return r.headers["x-switchyard-model-version"]
+
+
+def test_a_ten_percent_split_is_within_bounds_and_sticky(two_versions):
+    s = two_versions
+    s.cli("canary", NAME, "v2", "--percent", "10")
+    users = [f"user-{i}" for i in range(2000)]
+    with httpx.Client() as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        seen = dict(zip(users, pool.map(lambda u: version_of(s, u, client), users)))
+        again = dict(zip(users[:200], pool.map(lambda u: version_of(s, u, client), users[:200])))
+    on_canary = sum(v == f"{NAME}@v2" for v in seen.values())
+    # Binomial(2000, 0.1): mean 200, sd 13.4; 4.5 sd either side.
+    assert 140 <= on_canary <= 260, on_canary
+    assert set(seen.values()) == {f"{NAME}@v1", f"{NAME}@v2"}
+    assert all(again[u] == seen[u] for u in again), "a user changed version"
+    metrics = httpx.get(f"{s.base}/metrics", timeout=10).text
+    assert gauge(metrics, "switchyard_rollout_traffic_ratio", version="v2") == pytest.approx(0.1)
+    assert gauge(metrics, "switchyard_rollout_traffic_ratio", version="v1") == pytest.approx(0.9)
+
+
+def gauge(metrics, name, **labels):
+    for line in metrics.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class Traffic:
+    """Clients with users of their own, until stopped."""
+
+    def __init__(self, s, workers=4):
+        self.s, self.stop, self.statuses = s, threading.Event(), []
+        self.threads = [threading.Thread(target=self.run, args=(w,), daemon=True)
+                        for w in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, w):
+        with httpx.Client() as client:
+            i = 0
+            while not self.stop.is_set():
+                r = client.post(f"{self.s.base}/v1/completions", json={
+                    "model": NAME, "prompt": "Hello there", "max_tokens": 2,
+                    "user": f"w{w}-{i}"}, timeout=120)
+                self.statuses.append(r.status_code)
+                i += 1
+
+    def end(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=120)
+
+
+def wait_for(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+    return condition()
+
+
+def canary_with_analysis(s, steps, **analysis):
+    body = {"version": "v2", "steps": steps,
+            "analysis": {"window_s": 2, "min_requests": 5, **analysis}}
+    r = s.admin("POST", f"/models/{NAME}/canary", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_failing_canary_is_rolled_back_within_two_windows(two_versions):
+    s = two_versions
+    traffic = Traffic(s)
+    try:
+        started = time.monotonic()
+        canary_with_analysis(s, [50, 100])
+        # Half of the canary's requests fail from now on.
+        r = s.admin("POST", f"/models/{NAME}/versions/v2/faults", json={"error_ratio": 0.5})
+        assert r.status_code == 200, r.text
+        deployment = wait_for(
+            lambda: (d := s.cli("show", NAME)["deployment"])["canary"] is None and d, 30)
+        took = time.monotonic() - started
+    finally:
+        traffic.end()
+    assert deployment and deployment["stable"] == "v1", deployment
+    assert took <= 2 * 2 + 1.5, took  # two windows of 2 s, and slack for the calls
+    assert 500 in traffic.statuses  # the fault did reach clients
+    [entry] = [e for e in s.cli("history", NAME)["data"] if e["action"] == "auto-rollback"]
+    assert entry["actor"] == "rollout-controller" and entry["result"] == "ok"
+    assert "error ratio" in entry["detail"], entry
+    metrics = httpx.get(f"{s.base}/metrics", timeout=10).text
+    assert gauge(metrics, "switchyard_rollout_state", version="v2", state="rolled_back") == 1
+    assert gauge(metrics, "switchyard_rollout_traffic_ratio", version="v2") == 0
+    # Every request after the rollback goes to stable.
+    with httpx.Client() as client:
+        assert {version_of(s, f"after-{i}", client) for i in range(20)} == {f"{NAME}@v1"}
+
+
+def test_a_healthy_canary_steps_up_and_is_promoted(two_versions):
+    s = two_versions
+    traffic = Traffic(s)
+    try:
+        # Latency limits wide enough for two copies of one model on a
+        # shared machine: this canary must pass on errors and traffic.
+        canary_with_analysis(s, [50, 100], max_ttft_p95_ratio=10, max_itl_p95_ratio=10)
+        deployment = wait_for(
+            lambda: (d := s.cli("show", NAME)["deployment"])["stable"] == "v2" and d, 60)
+    finally:
+        traffic.end()
+    assert deployment and deployment["canary"] is None and deployment["previous"] == "v1"
+    actions = [e["action"] for e in s.cli("history", NAME)["data"]
+               if e["actor"] == "rollout-controller"]
+    assert actions == ["auto-step", "auto-promote"], actions
+    assert all(status == 200 for status in traffic.statuses)
+
+
+def test_an_idle_canary_is_inconclusive_and_never_promoted(two_versions):
+    s = two_versions
+    canary_with_analysis(s, [100], window_s=1)
+
+    def inconclusive():
+        metrics = httpx.get(f"{s.base}/metrics", timeout=10).text
+        return gauge(metrics, "switchyard_rollout_state", version="v2", state="inconclusive") == 1
+
+    assert wait_for(inconclusive, 30)
+    d = s.cli("show", NAME)["deployment"]
+    assert (d["stable"], d["canary"]) == ("v1", "v2")
+    assert d["rollout"]["step"] == 0
