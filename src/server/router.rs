@@ -17,11 +17,19 @@ tokio::task_local! {
     /// metrics, the analysis window and the `x-switchyard-model-version`
     /// header, whatever the answer (an error included).
     static SERVED_BY: std::cell::RefCell<Option<Arc<ServedModel>>>;
+    /// The `x-switchyard-user` header: whom a canary split sticks to when
+    /// the body names no `user`.
+    static USER_HEADER: Option<String>;
 }
 
 /// Records the version that answers the current request.
 pub(super) fn served_by(model: &Arc<ServedModel>) {
     let _ = SERVED_BY.try_with(|s| *s.borrow_mut() = Some(model.clone()));
+}
+
+/// The current request's `x-switchyard-user` header.
+pub(super) fn user_header() -> Option<String> {
+    USER_HEADER.try_with(Clone::clone).ok().flatten()
 }
 
 pub async fn route(
@@ -32,11 +40,20 @@ pub async fn route(
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let request_id = request_id(&req);
-    let (answer, resolved) = SERVED_BY
-        .scope(std::cell::RefCell::new(None), async {
-            let answer = dispatch(&state, peer, req).await;
-            (answer, SERVED_BY.with(|s| s.borrow_mut().take()))
-        })
+    let user = req
+        .headers()
+        .get("x-switchyard-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .map(str::to_owned);
+    let (answer, resolved) = USER_HEADER
+        .scope(
+            user,
+            SERVED_BY.scope(std::cell::RefCell::new(None), async {
+                let answer = dispatch(&state, peer, req).await;
+                (answer, SERVED_BY.with(|s| s.borrow_mut().take()))
+            }),
+        )
         .await;
     let mut resp = match answer {
         Ok(r) => r,

@@ -48,6 +48,12 @@ def test_a_ten_percent_split_is_within_bounds_and_sticky(two_versions):
     assert 140 <= on_canary <= 260, on_canary
     assert set(seen.values()) == {f"{NAME}@v1", f"{NAME}@v2"}
     assert all(again[u] == seen[u] for u in again), "a user changed version"
+    # The x-switchyard-user header sticks as the body's `user` does.
+    with httpx.Client() as client:
+        for u in users[:50]:
+            r = client.post(f"{s.base}/v1/completions", headers={"x-switchyard-user": u},
+                            json={"model": NAME, "prompt": "Hi", "max_tokens": 1}, timeout=120)
+            assert r.headers["x-switchyard-model-version"] == seen[u], u
     metrics = httpx.get(f"{s.base}/metrics", timeout=10).text
     assert gauge(metrics, "switchyard_rollout_traffic_ratio", version="v2") == pytest.approx(0.1)
     assert gauge(metrics, "switchyard_rollout_traffic_ratio", version="v1") == pytest.approx(0.9)

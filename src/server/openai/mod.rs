@@ -29,12 +29,15 @@ pub enum Reply {
 }
 
 /// The version that answers a request for `name` (a missing `model` means
-/// the one model served), sticky by `user` while a canary runs.
+/// the one model served), sticky by `user` (or the `x-switchyard-user`
+/// header) while a canary runs.
 fn resolve_model(
     state: &AppState,
     name: Option<&str>,
     user: Option<&str>,
 ) -> Result<Arc<ServedModel>, ApiError> {
+    let header = super::router::user_header();
+    let user = user.or(header.as_deref());
     let model = state.registry().resolve(name, user).map_err(|e| match e {
         RegistryError::NotFound(_) => ApiError::ModelNotFound(name.unwrap_or("").to_owned()),
         RegistryError::NotReady => ApiError::NotReady,
