@@ -76,6 +76,16 @@ pub enum ModelsCommand {
         #[command(flatten)]
         server: Server,
     },
+    /// Copy PERCENT of MODEL's requests to VERSION, its answers discarded
+    /// and its metrics recorded; --percent 0 stops.
+    Shadow {
+        model: String,
+        version: Option<String>,
+        #[arg(long)]
+        percent: f64,
+        #[command(flatten)]
+        server: Server,
+    },
     /// Make MODEL's canary its stable version.
     Promote {
         model: String,
@@ -204,6 +214,16 @@ pub fn run(cmd: ModelsCommand) -> CliResult {
             }
             deployment(&server, &format!("/models/{model}/canary"), body)
         }
+        ModelsCommand::Shadow {
+            model,
+            version,
+            percent,
+            server,
+        } => deployment(
+            &server,
+            &format!("/models/{model}/shadow"),
+            json!({"version": version, "percent": percent}),
+        ),
         ModelsCommand::Promote { model, server } => {
             deployment(&server, &format!("/models/{model}/promote"), json!({}))
         }

@@ -60,6 +60,8 @@ impl EngineExit {
 pub struct EngineHandle {
     jobs: mpsc::Sender<Job>,
     alive: Arc<AtomicBool>,
+    /// Steps only while no foreground engine has work (a shadow).
+    background: Arc<AtomicBool>,
     info: Arc<EngineInfo>,
     /// Requests admitted and not yet done: running plus waiting.
     admitted: Arc<AtomicUsize>,
@@ -72,6 +74,7 @@ impl EngineHandle {
     pub(crate) fn new(
         jobs: mpsc::Sender<Job>,
         alive: Arc<AtomicBool>,
+        background: Arc<AtomicBool>,
         info: EngineInfo,
         max_waiting: usize,
         stats: Arc<EngineStats>,
@@ -79,6 +82,7 @@ impl EngineHandle {
         EngineHandle {
             jobs,
             alive,
+            background,
             info: Arc::new(info),
             admitted: Arc::new(AtomicUsize::new(0)),
             max_waiting,
@@ -137,6 +141,12 @@ impl EngineHandle {
     /// False once the engine thread has exited (it only does on a bug).
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
+    }
+
+    /// A background engine runs only in the foreground engines' idle time:
+    /// for a shadow version, whose answers nobody waits for.
+    pub fn set_background(&self, background: bool) {
+        self.background.store(background, Ordering::Release);
     }
 
     /// Watches the engine thread without keeping it alive: the thread ends
@@ -236,6 +246,7 @@ mod tests {
         let h = EngineHandle::new(
             tx,
             Arc::new(AtomicBool::new(true)),
+            Arc::new(AtomicBool::new(false)),
             info,
             max_waiting,
             stats,

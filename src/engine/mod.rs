@@ -10,6 +10,7 @@ mod handle;
 mod kv;
 mod output;
 mod penalties;
+mod priority;
 mod request;
 mod rng;
 pub mod sampler;

@@ -319,10 +319,12 @@ pub fn spawn<B: Backend>(
     let (tx, rx) = mpsc::channel::<Job>();
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
+    let background = Arc::new(AtomicBool::new(false));
+    let standing = super::priority::Standing::new(background.clone());
     std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
-            run(&mut engine, &rx);
+            run(&mut engine, &rx, standing);
             // Free the weights and the KV cache before saying so: an
             // unload waits on this flag to know the memory is back.
             drop(engine);
@@ -332,6 +334,7 @@ pub fn spawn<B: Backend>(
     Ok(EngineHandle::new(
         tx,
         alive,
+        background,
         info,
         config.max_waiting,
         stats,
@@ -340,9 +343,14 @@ pub fn spawn<B: Backend>(
 
 /// Steps while there is work; sleeps on the queue when there is none.
 /// Ends when every handle is gone and nothing is left to run.
-fn run<B: Backend>(engine: &mut Engine<B>, jobs: &mpsc::Receiver<Job>) {
+fn run<B: Backend>(
+    engine: &mut Engine<B>,
+    jobs: &mpsc::Receiver<Job>,
+    mut standing: super::priority::Standing,
+) {
     loop {
         if engine.is_idle() {
+            standing.idle();
             match jobs.recv() {
                 Ok(job) => engine.add(job),
                 Err(_) => return,
@@ -352,6 +360,7 @@ fn run<B: Backend>(engine: &mut Engine<B>, jobs: &mpsc::Receiver<Job>) {
             engine.add(job);
         }
 
+        standing.before_step();
         let plan = engine.step();
         if plan.items.is_empty() && !engine.is_idle() {
             // Nothing could be scheduled although requests wait: only

@@ -35,14 +35,14 @@ pub struct Registration {
 }
 
 impl Registry {
-    fn lock_actions(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(super) fn lock_actions(&self) -> std::sync::MutexGuard<'_, ()> {
         self.actions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs an action; a failure is appended to the audit trail too.
-    fn audited<T>(
+    pub(super) fn audited<T>(
         &self,
         actor: &str,
         action: &str,
@@ -393,6 +393,7 @@ impl Registry {
                             version,
                             percent: d.canary_percent,
                         }),
+                        shadow: self.restore_shadow(&d),
                     };
                     self.table.rcu(|t| t.with(route.clone()));
                     self.publish_route(&d.model);
@@ -463,10 +464,14 @@ impl Registry {
         let old_canary = self.table().route(model).and_then(|r| r.canary.clone());
         // The canary that becomes stable stops being a canary.
         let canary = old_canary.filter(|c| c.version.version != version);
+        // A version made stable serves clients: never in the background.
+        served.engine.set_background(false);
+        let shadow = self.table().route(model).and_then(|r| r.shadow.clone());
         let route = Route {
             names: self.route_names(model),
             stable: served,
             canary: canary.clone(),
+            shadow,
         };
         self.table.rcu(|t| t.with(route.clone()));
         self.publish_route(model);
@@ -488,6 +493,8 @@ impl Registry {
             rollout: canary
                 .as_ref()
                 .and_then(|_| before.as_ref().and_then(|d| d.rollout.clone())),
+            shadow: before.as_ref().and_then(|d| d.shadow.clone()),
+            shadow_percent: before.as_ref().map_or(0.0, |d| d.shadow_percent),
         };
         self.persist(&after, before, actor, action, detail)?;
         Ok(after)
@@ -508,6 +515,9 @@ impl Registry {
             .route(model)
             .cloned()
             .ok_or_else(|| not_deployed(model))?;
+        if let Some((version, _)) = &canary {
+            version.engine.set_background(false);
+        }
         let next = Route {
             names: route.names.clone(),
             stable: route.stable.clone(),
@@ -515,6 +525,7 @@ impl Registry {
                 version: version.clone(),
                 percent: *percent,
             }),
+            shadow: route.shadow.clone(),
         };
         self.table.rcu(|t| t.with(next.clone()));
         self.publish_route(model);
@@ -571,7 +582,11 @@ impl Registry {
     }
 
     /// The version in memory, loading and warming it up when it is not.
-    fn ensure_loaded(&self, model: &str, version: &str) -> Result<Arc<ServedModel>, RegistryError> {
+    pub(super) fn ensure_loaded(
+        &self,
+        model: &str,
+        version: &str,
+    ) -> Result<Arc<ServedModel>, RegistryError> {
         match self.slot(model, version) {
             Some(Slot::Ready(m)) => return Ok(m),
             Some(Slot::Draining) => {
@@ -653,7 +668,7 @@ impl Registry {
     }
 }
 
-fn not_deployed(model: &str) -> RegistryError {
+pub(super) fn not_deployed(model: &str) -> RegistryError {
     RegistryError::NotFound(format!("`{model}` is not deployed"))
 }
 

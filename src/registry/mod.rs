@@ -11,6 +11,7 @@ mod loader;
 mod names;
 pub mod rollout;
 mod served;
+mod shadow;
 mod table;
 mod views;
 pub mod warmup;
@@ -83,6 +84,8 @@ pub struct Registry {
     actions: Mutex<()>,
     /// Spreads canary traffic of requests that name no user.
     requests: AtomicU64,
+    /// Counts requests offered to a shadow, to copy exactly its share.
+    mirrored: AtomicU64,
     /// The analysis threads of running canaries.
     controllers: rollout::Controllers,
     /// Whether versions may be told to fail (`--allow-fault-injection`).
@@ -101,6 +104,7 @@ impl Registry {
             loader,
             actions: Mutex::new(()),
             requests: AtomicU64::new(0),
+            mirrored: AtomicU64::new(0),
             controllers: rollout::Controllers::default(),
             allow_faults,
             drain_timeout: std::time::Duration::from_secs(120),

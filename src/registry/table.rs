@@ -13,8 +13,12 @@ pub struct Route {
     pub names: Vec<String>,
     pub stable: Arc<ServedModel>,
     pub canary: Option<Canary>,
+    /// Gets a copy of a share of the requests; its answers are discarded.
+    pub shadow: Option<Canary>,
 }
 
+/// A version with a share of a route's requests: the canary's are
+/// answered by it, the shadow's are copied to it.
 #[derive(Clone)]
 pub struct Canary {
     pub version: Arc<ServedModel>,
@@ -28,6 +32,7 @@ impl Route {
             names,
             stable,
             canary: None,
+            shadow: None,
         }
     }
 
@@ -53,9 +58,11 @@ impl Route {
         }
     }
 
-    /// Every version this route may send a request to.
+    /// Every version this route may send a request (or a copy) to.
     pub fn versions(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
-        std::iter::once(&self.stable).chain(self.canary.as_ref().map(|c| &c.version))
+        std::iter::once(&self.stable)
+            .chain(self.canary.as_ref().map(|c| &c.version))
+            .chain(self.shadow.as_ref().map(|c| &c.version))
     }
 }
 

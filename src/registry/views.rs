@@ -69,15 +69,15 @@ impl Registry {
             .map_or("registered", |s: Slot| s.state());
         let table = self.table();
         let route = table.route(&v.model).filter(|r| r.names[0] == v.model);
+        let holds =
+            |c: &Option<super::Canary>| c.as_ref().is_some_and(|c| c.version.version == v.version);
         let role = route.and_then(|r| {
             if r.stable.version == v.version {
                 Some("stable")
-            } else if r
-                .canary
-                .as_ref()
-                .is_some_and(|c| c.version.version == v.version)
-            {
+            } else if holds(&r.canary) {
                 Some("canary")
+            } else if holds(&r.shadow) {
+                Some("shadow")
             } else {
                 None
             }

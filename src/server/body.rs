@@ -17,7 +17,12 @@ pub type HttpBody = BoxBody<Bytes, Infallible>;
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
-    let bytes = Limited::new(body, MAX_BODY_BYTES)
+    parse_json(&read_body(body).await?)
+}
+
+/// The whole body, within the size limit.
+pub async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+    Ok(Limited::new(body, MAX_BODY_BYTES)
         .collect()
         .await
         .map_err(|e| {
@@ -29,8 +34,11 @@ pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiErro
                 ApiError::bad(format!("could not read the request body: {e}"), "body")
             }
         })?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+        .to_bytes())
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
         message: format!("the request body is not valid JSON for this endpoint: {e}"),
         param: None,
     })

@@ -49,6 +49,10 @@ impl ApiError {
         }
     }
 
+    pub fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,

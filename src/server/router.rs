@@ -1,6 +1,8 @@
 //! Method + path to handler.
 
-use super::body::{json_response, read_json, sse_response, text_response, HttpBody};
+use super::body::{
+    json_response, parse_json, read_body, read_json, sse_response, text_response, HttpBody,
+};
 use super::error::ApiError;
 use super::openai::{self, Reply};
 use super::state::AppState;
@@ -182,12 +184,14 @@ async fn dispatch(
             ok(openai::tokenize::detokenize(state, body)?)
         }
         (Method::POST, "/v1/completions") => {
-            let body = read_json(req.into_body()).await?;
-            reply(openai::completions::handle(state, body).await?)
+            let bytes = read_body(req.into_body()).await?;
+            openai::shadow::mirror(state, "/v1/completions", &bytes);
+            reply(openai::completions::handle(state, parse_json(&bytes)?).await?)
         }
         (Method::POST, "/v1/chat/completions") => {
-            let body = read_json(req.into_body()).await?;
-            reply(openai::chat::handle(state, body).await?)
+            let bytes = read_body(req.into_body()).await?;
+            openai::shadow::mirror(state, "/v1/chat/completions", &bytes);
+            reply(openai::chat::handle(state, parse_json(&bytes)?).await?)
         }
         (Method::GET, "/metrics") => {
             for m in state.registry().loaded() {

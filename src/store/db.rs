@@ -43,6 +43,12 @@ pub struct Deployment {
     pub canary_percent: f64,
     pub updated_at: i64,
     pub updated_by: String,
+    /// A version that gets a copy of a share of the requests, its answers
+    /// discarded.
+    #[serde(default)]
+    pub shadow: Option<String>,
+    #[serde(default)]
+    pub shadow_percent: f64,
     /// The canary's rollout plan and the step it is at, when one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<serde_json::Value>,
@@ -126,7 +132,9 @@ CREATE TABLE IF NOT EXISTS deployments (
     canary_percent REAL NOT NULL DEFAULT 0,
     updated_at INTEGER NOT NULL,
     updated_by TEXT NOT NULL,
-    rollout TEXT
+    rollout TEXT,
+    shadow TEXT,
+    shadow_percent REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -317,8 +325,8 @@ impl Store {
             tx.execute(
                 "INSERT OR REPLACE INTO deployments
                      (model, stable, previous, canary, canary_percent, updated_at, updated_by,
-                      rollout)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                      rollout, shadow, shadow_percent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     d.model,
                     d.stable,
@@ -327,7 +335,9 @@ impl Store {
                     d.canary_percent,
                     d.updated_at,
                     d.updated_by,
-                    d.rollout.as_ref().map(|r| r.to_string())
+                    d.rollout.as_ref().map(|r| r.to_string()),
+                    d.shadow,
+                    d.shadow_percent
                 ],
             )?;
             append(&tx, audit)?;
@@ -393,7 +403,7 @@ fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRecord> {
 }
 
 const DEPLOYMENT_COLUMNS: &str = "SELECT model, stable, previous, canary, canary_percent,
-    updated_at, updated_by, rollout FROM deployments";
+    updated_at, updated_by, rollout, shadow, shadow_percent FROM deployments";
 
 fn deployment_row(r: &rusqlite::Row) -> rusqlite::Result<Deployment> {
     Ok(Deployment {
@@ -405,16 +415,28 @@ fn deployment_row(r: &rusqlite::Row) -> rusqlite::Result<Deployment> {
         updated_at: r.get(5)?,
         updated_by: r.get(6)?,
         rollout: r.get::<_, Option<String>>(7)?.map(json_column),
+        shadow: r.get(8)?,
+        shadow_percent: r.get(9)?,
     })
 }
 
-/// Brings a database written by an older build up to this schema.
+/// Brings a database written by an older build up to this schema: the
+/// deployment columns added since, each with its definition.
 fn migrate(c: &Connection) -> rusqlite::Result<()> {
-    let has_rollout = c
-        .prepare("SELECT 1 FROM pragma_table_info('deployments') WHERE name = 'rollout'")?
-        .exists([])?;
-    if !has_rollout {
-        c.execute_batch("ALTER TABLE deployments ADD COLUMN rollout TEXT")?;
+    let added = [
+        ("rollout", "TEXT"),
+        ("shadow", "TEXT"),
+        ("shadow_percent", "REAL NOT NULL DEFAULT 0"),
+    ];
+    for (column, definition) in added {
+        let present = c
+            .prepare("SELECT 1 FROM pragma_table_info('deployments') WHERE name = ?1")?
+            .exists([column])?;
+        if !present {
+            c.execute_batch(&format!(
+                "ALTER TABLE deployments ADD COLUMN {column} {definition}"
+            ))?;
+        }
     }
     Ok(())
 }

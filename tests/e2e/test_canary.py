@@ -167,3 +167,47 @@ def test_an_idle_canary_is_inconclusive_and_never_promoted(two_versions):
     d = s.cli("show", NAME)["deployment"]
     assert (d["stable"], d["canary"]) == ("v1", "v2")
     assert d["rollout"]["step"] == 0
+
+
+def test_a_shadow_changes_no_answer_and_no_latency_beyond_noise(two_versions):
+    """Every request copied to v2 (100 %): the clients get v1's answers as
+    before, as fast as before (medians within noise), while v2 answers the
+    copies in the background and counts them in its own metrics."""
+    import statistics
+
+    s = two_versions
+    prompts = [f"Question {i}: what is {i} plus {i}?" for i in range(12)]
+
+    def answers():
+        out, took = [], []
+        with httpx.Client() as client:
+            for p in prompts:
+                started = time.perf_counter()
+                r = client.post(f"{s.base}/v1/completions", json={
+                    "model": NAME, "prompt": p, "max_tokens": 16, "temperature": 0,
+                    "ignore_eos": True}, timeout=120)
+                took.append(time.perf_counter() - started)
+                assert r.status_code == 200, r.text
+                out.append((r.headers["x-switchyard-model-version"], r.json()["choices"][0]["text"]))
+        return out, statistics.median(took)
+
+    def shadow_answered():
+        metrics = httpx.get(f"{s.base}/metrics", timeout=10).text
+        return sum(float(l.rsplit(" ", 1)[1]) for l in metrics.splitlines()
+                   if l.startswith("switchyard_requests_total{") and 'version="v2"' in l
+                   and 'status="200"' in l)
+
+    before, t_before = answers()
+    d = s.cli("shadow", NAME, "v2", "--percent", "100")
+    assert (d["shadow"], d["shadow_percent"]) == ("v2", 100.0)
+    assert [v["role"] for v in s.cli("show", NAME)["versions"]] == ["stable", "shadow"]
+    shadowed, t_shadowed = answers()
+    assert wait_for(lambda: shadow_answered() >= len(prompts), 120), shadow_answered()
+    d = s.cli("shadow", NAME, "--percent", "0")
+    assert d["shadow"] is None
+    after, t_after = answers()
+    assert before == shadowed == after
+    assert {version for version, _ in shadowed} == {f"{NAME}@v1"}
+    assert t_shadowed <= 1.5 * max(t_before, t_after), (t_before, t_shadowed, t_after)
+    print(f"median latency without shadow {t_before * 1e3:.0f} ms, with {t_shadowed * 1e3:.0f} ms, "
+          f"after {t_after * 1e3:.0f} ms")

@@ -69,6 +69,14 @@ impl CanaryBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ShadowBody {
+    #[serde(default)]
+    version: Option<String>,
+    percent: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FaultsBody {
     error_ratio: f64,
 }
@@ -145,6 +153,13 @@ pub async fn dispatch(
                     })
                     .await?
                 }
+                "shadow" => {
+                    let b: ShadowBody = read_json(body).await?;
+                    blocking(registry, move |r| {
+                        r.shadow(&model, b.version.as_deref(), b.percent, &who)
+                    })
+                    .await?
+                }
                 "promote" => {
                     let _: Empty = read_json_or_default(body).await?;
                     blocking(registry, move |r| r.promote(&model, &who)).await?
@@ -179,7 +194,7 @@ pub async fn dispatch(
             | ["models", _, "versions", ..]
             | ["audit"],
         )
-        | (m, ["models", _, "deploy" | "rollback" | "canary" | "promote" | "unload"]) => {
+        | (m, ["models", _, "deploy" | "rollback" | "canary" | "shadow" | "promote" | "unload"]) => {
             Err(ApiError::MethodNotAllowed(m.to_string()))
         }
         _ => Err(ApiError::NotFound(format!("no admin route for {path}"))),

@@ -9,13 +9,20 @@ use super::tool_output::{self, Answer, ToolCall};
 use super::types::ChatRequest;
 use super::{now_unix, request_id, resolve_model, usage_json, warn_unknown, Reply};
 use crate::engine::{FinishReason, GenerateRequest};
+use crate::registry::ServedModel;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiError> {
     warn_unknown("/v1/chat/completions", &req.unknown);
     let model = &resolve_model(state, req.model.as_deref(), req.sampling.user.as_deref())?;
+    run(model, req).await
+}
+
+/// Answers `req` on `model` (a shadow's copy comes here directly).
+pub async fn run(model: &Arc<ServedModel>, req: ChatRequest) -> Result<Reply, ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::bad("messages must not be empty", "messages"));
     }

@@ -7,13 +7,20 @@ use super::sampling::{check_logprobs, validate};
 use super::types::{CompletionRequest, PromptInput};
 use super::{now_unix, request_id, resolve_model, usage_json, warn_unknown, Reply};
 use crate::engine::GenerateRequest;
+use crate::registry::ServedModel;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use serde_json::json;
+use std::sync::Arc;
 
 pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, ApiError> {
     warn_unknown("/v1/completions", &req.unknown);
     let model = &resolve_model(state, req.model.as_deref(), req.sampling.user.as_deref())?;
+    run(model, req).await
+}
+
+/// Answers `req` on `model` (a shadow's copy comes here directly).
+pub async fn run(model: &Arc<ServedModel>, req: CompletionRequest) -> Result<Reply, ApiError> {
     let tok = &model.tokenizer;
     let prompts: Vec<Vec<u32>> = match req.prompt {
         PromptInput::Text(t) => vec![tok.encode(&t, true, true)],

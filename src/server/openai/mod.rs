@@ -11,6 +11,7 @@ pub mod models;
 mod prompt;
 mod response_format;
 mod sampling;
+pub mod shadow;
 pub mod tokenize;
 mod tool_output;
 mod tools;

@@ -1,0 +1,41 @@
+//! Shadow traffic: a copy of a share of a model's generation requests goes
+//! to its shadow version. The copy runs in its own task, never streamed,
+//! its answer discarded and its outcome counted in the shadow's metrics;
+//! the client's request neither waits for it nor sees it.
+
+use super::{chat, completions};
+use crate::server::state::AppState;
+use crate::telemetry::metrics;
+use serde_json::Value;
+
+pub fn mirror(state: &AppState, endpoint: &'static str, body: &[u8]) {
+    let registry = state.registry();
+    if !registry.table().routes().any(|r| r.shadow.is_some()) {
+        return;
+    }
+    let Ok(Value::Object(mut copy)) = serde_json::from_slice::<Value>(body) else {
+        return;
+    };
+    let name = copy.get("model").and_then(Value::as_str);
+    let Some(shadow) = registry.shadow_pick(name) else {
+        return;
+    };
+    copy.insert("stream".into(), Value::Bool(false));
+    copy.remove("stream_options");
+    let copy = Value::Object(copy);
+    tokio::spawn(async move {
+        let answered = if endpoint == "/v1/chat/completions" {
+            match serde_json::from_value(copy) {
+                Ok(req) => chat::run(&shadow, req).await.map(drop),
+                Err(_) => return,
+            }
+        } else {
+            match serde_json::from_value(copy) {
+                Ok(req) => completions::run(&shadow, req).await.map(drop),
+                Err(_) => return,
+            }
+        };
+        let status = answered.map_or_else(|e| e.status_code(), |()| 200);
+        metrics::request_answered(shadow.name(), &shadow.version, endpoint, status);
+    });
+}
