@@ -34,6 +34,9 @@ pub enum ModelsCommand {
         /// Golden prompts as JSON: [{"prompt": …, "max_tokens": …, "expect": …}].
         #[arg(long)]
         warmup: Option<String>,
+        /// An evaluation score (higher is better) for canary analysis.
+        #[arg(long)]
+        eval_score: Option<f64>,
         #[command(flatten)]
         server: Server,
     },
@@ -143,6 +146,7 @@ pub fn run(cmd: ModelsCommand) -> CliResult {
             source,
             notes,
             warmup,
+            eval_score,
             server,
         } => {
             let warmup: Option<Value> = match warmup {
@@ -157,7 +161,7 @@ pub fn run(cmd: ModelsCommand) -> CliResult {
                 .map_or(artifact, |p| p.to_string_lossy().into_owned());
             let body = json!({
                 "version": version, "artifact": artifact, "sha256": sha256,
-                "source": source, "notes": notes, "warmup": warmup,
+                "source": source, "notes": notes, "warmup": warmup, "eval_score": eval_score,
             });
             let v = client(&server)?.post(&format!("/models/{model}/versions"), &body)?;
             show(&server, &v, |v| {

@@ -32,6 +32,9 @@ pub struct Registration {
     pub notes: Option<String>,
     #[serde(default)]
     pub warmup: Option<Value>,
+    /// An evaluation score, higher is better, compared by canary analysis.
+    #[serde(default)]
+    pub eval_score: Option<f64>,
 }
 
 impl Registry {
@@ -90,6 +93,9 @@ impl Registry {
                 )));
             }
             let warmup = warmup::parse(r.warmup.as_ref())?;
+            if r.eval_score.is_some_and(|s| !s.is_finite()) {
+                return Err(RegistryError::Invalid("eval_score must be a finite number".into()));
+            }
             let path = PathBuf::from(&r.artifact);
             if !path.is_absolute() {
                 return Err(RegistryError::Invalid(
@@ -129,6 +135,7 @@ impl Registry {
                 created_by: actor.to_owned(),
                 notes: r.notes.clone().unwrap_or_default(),
                 warmup: json!(warmup),
+                eval_score: r.eval_score,
             };
             self.store.insert_version(
                 &record,
@@ -428,6 +435,18 @@ impl Registry {
         }
     }
 
+    /// The deployment of `model` and its route, or an error saying it has
+    /// none.
+    pub(super) fn deployed(&self, model: &str) -> Result<(Deployment, Arc<Route>), RegistryError> {
+        let deployment = self.current(model)?.ok_or_else(|| not_deployed(model))?;
+        let route = self
+            .table()
+            .route(model)
+            .cloned()
+            .ok_or_else(|| not_deployed(model))?;
+        Ok((deployment, route))
+    }
+
     /// The deployment of `model`: the store's, or the command line's.
     pub(super) fn current(&self, model: &str) -> Result<Option<Deployment>, RegistryError> {
         if let Some(d) = self.store.deployment(model)? {
@@ -509,12 +528,7 @@ impl Registry {
         action: &str,
         detail: &str,
     ) -> Result<Deployment, RegistryError> {
-        let before = self.current(model)?.ok_or_else(|| not_deployed(model))?;
-        let route = self
-            .table()
-            .route(model)
-            .cloned()
-            .ok_or_else(|| not_deployed(model))?;
+        let (before, route) = self.deployed(model)?;
         if let Some((version, _)) = &canary {
             version.engine.set_background(false);
         }

@@ -168,6 +168,15 @@ impl Registry {
         self.publish_route(&model);
     }
 
+    /// The evaluation score a version was registered with.
+    fn eval_score(&self, model: &str, version: &str) -> Option<f64> {
+        self.store
+            .version(model, version)
+            .ok()
+            .flatten()?
+            .eval_score
+    }
+
     /// The stable version of `model` while `canary` is its canary.
     fn canary_of(&self, model: &str, canary: &str) -> Option<String> {
         let table = self.table();

@@ -3,7 +3,6 @@
 //! Its engine runs in the background, only while the engines that answer
 //! clients are idle.
 
-use super::actions::not_deployed;
 use super::{Canary, Registry, RegistryError, Route, ServedModel};
 use crate::store::{now_ms, Deployment, NewAudit};
 use serde_json::json;
@@ -27,12 +26,7 @@ impl Registry {
                     "percent must be between 0 and 100, not {percent}"
                 )));
             }
-            let before = self.current(model)?.ok_or_else(|| not_deployed(model))?;
-            let route = self
-                .table()
-                .route(model)
-                .cloned()
-                .ok_or_else(|| not_deployed(model))?;
+            let (before, route) = self.deployed(model)?;
             let shadow = match version.filter(|_| percent > 0.0) {
                 Some(v) if v == before.stable => {
                     return Err(RegistryError::Conflict(format!(

@@ -29,6 +29,10 @@ pub struct VersionRecord {
     /// Golden prompts that must answer before the version takes traffic
     /// (a JSON array, see `registry::warmup`).
     pub warmup: serde_json::Value,
+    /// The version's evaluation score, higher is better, when it has one;
+    /// the canary analysis compares it with stable's.
+    #[serde(default)]
+    pub eval_score: Option<f64>,
 }
 
 /// What a model's traffic goes to.
@@ -111,6 +115,7 @@ CREATE TABLE IF NOT EXISTS versions (
     created_by TEXT NOT NULL,
     notes TEXT NOT NULL,
     warmup TEXT NOT NULL,
+    eval_score REAL,
     PRIMARY KEY (model, version)
 );
 CREATE TRIGGER IF NOT EXISTS versions_are_immutable
@@ -223,8 +228,8 @@ impl Store {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT INTO versions (model, version, artifact, sha256, size_bytes, source,
-                     quantization, created_at, created_by, notes, warmup)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     quantization, created_at, created_by, notes, warmup, eval_score)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     v.model,
                     v.version,
@@ -236,7 +241,8 @@ impl Store {
                     v.created_at,
                     v.created_by,
                     v.notes,
-                    v.warmup.to_string()
+                    v.warmup.to_string(),
+                    v.eval_score
                 ],
             )?;
             append(&tx, audit)?;
@@ -384,7 +390,7 @@ impl Store {
 }
 
 const VERSION_COLUMNS: &str = "SELECT model, version, artifact, sha256, size_bytes, source,
-    quantization, created_at, created_by, notes, warmup FROM versions";
+    quantization, created_at, created_by, notes, warmup, eval_score FROM versions";
 
 fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRecord> {
     Ok(VersionRecord {
@@ -399,6 +405,7 @@ fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRecord> {
         created_by: r.get(8)?,
         notes: r.get(9)?,
         warmup: json_column(r.get::<_, String>(10)?),
+        eval_score: r.get(11)?,
     })
 }
 
@@ -421,20 +428,21 @@ fn deployment_row(r: &rusqlite::Row) -> rusqlite::Result<Deployment> {
 }
 
 /// Brings a database written by an older build up to this schema: the
-/// deployment columns added since, each with its definition.
+/// columns added since, each with its table and definition.
 fn migrate(c: &Connection) -> rusqlite::Result<()> {
     let added = [
-        ("rollout", "TEXT"),
-        ("shadow", "TEXT"),
-        ("shadow_percent", "REAL NOT NULL DEFAULT 0"),
+        ("deployments", "rollout", "TEXT"),
+        ("deployments", "shadow", "TEXT"),
+        ("deployments", "shadow_percent", "REAL NOT NULL DEFAULT 0"),
+        ("versions", "eval_score", "REAL"),
     ];
-    for (column, definition) in added {
+    for (table, column, definition) in added {
         let present = c
-            .prepare("SELECT 1 FROM pragma_table_info('deployments') WHERE name = ?1")?
-            .exists([column])?;
+            .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+            .exists([table, column])?;
         if !present {
             c.execute_batch(&format!(
-                "ALTER TABLE deployments ADD COLUMN {column} {definition}"
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
             ))?;
         }
     }

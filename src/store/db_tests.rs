@@ -21,6 +21,7 @@ fn record(version: &str) -> VersionRecord {
         created_by: "tester".into(),
         notes: String::new(),
         warmup: json!([{"prompt": "Hi"}]),
+        eval_score: Some(0.75),
     }
 }
 
@@ -136,4 +137,37 @@ fn warmup_outcomes_are_kept() {
     };
     store.record_warmup("m", "v1", &failed).unwrap();
     assert_eq!(store.warmup("m", "v1").unwrap(), Some(failed));
+}
+
+#[test]
+fn a_database_from_an_older_build_gains_the_new_columns() {
+    let path = scratch("migrate");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        // The first schema: no rollout, shadow or eval_score columns.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE versions (model TEXT NOT NULL, version TEXT NOT NULL,
+                artifact TEXT NOT NULL, sha256 TEXT NOT NULL, size_bytes INTEGER NOT NULL,
+                source TEXT NOT NULL, quantization TEXT NOT NULL, created_at INTEGER NOT NULL,
+                created_by TEXT NOT NULL, notes TEXT NOT NULL, warmup TEXT NOT NULL,
+                PRIMARY KEY (model, version));
+             CREATE TABLE deployments (model TEXT PRIMARY KEY, stable TEXT NOT NULL,
+                previous TEXT, canary TEXT, canary_percent REAL NOT NULL DEFAULT 0,
+                updated_at INTEGER NOT NULL, updated_by TEXT NOT NULL);
+             INSERT INTO deployments (model, stable, updated_at, updated_by)
+                VALUES ('m', 'v1', 1, 'old');",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let d = store.deployment("m").unwrap().unwrap();
+    assert_eq!((d.stable.as_str(), d.shadow, d.rollout), ("v1", None, None));
+    store
+        .insert_version(&record("v2"), &audit("register", "v2"))
+        .unwrap();
+    assert_eq!(
+        store.version("m", "v2").unwrap().unwrap().eval_score,
+        Some(0.75)
+    );
 }

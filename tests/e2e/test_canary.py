@@ -211,3 +211,22 @@ def test_a_shadow_changes_no_answer_and_no_latency_beyond_noise(two_versions):
     assert t_shadowed <= 1.5 * max(t_before, t_after), (t_before, t_shadowed, t_after)
     print(f"median latency without shadow {t_before * 1e3:.0f} ms, with {t_shadowed * 1e3:.0f} ms, "
           f"after {t_after * 1e3:.0f} ms")
+
+
+def test_a_canary_with_a_worse_evaluation_score_is_rolled_back(bin_path, tmp_path):
+    s = Server(bin_path, tmp_path).start()
+    try:
+        register(s, "v1", **{"eval-score": "0.80"})
+        s.cli("deploy", NAME, "v1")
+        s.cli("unload", NAME, "boot")
+        register(s, "v2", **{"eval-score": "0.60"})
+        assert s.cli("show", NAME, "v2")["eval_score"] == 0.6
+        # No traffic at all: the scores alone decide, at the first window.
+        canary_with_analysis(s, [50], max_eval_score_drop=0.05)
+        deployment = wait_for(
+            lambda: (d := s.cli("show", NAME)["deployment"])["canary"] is None and d, 30)
+        assert deployment and deployment["stable"] == "v1", deployment
+        [entry] = [e for e in s.cli("history", NAME)["data"] if e["action"] == "auto-rollback"]
+        assert "evaluation score 0.6 below stable's 0.8" in entry["detail"], entry
+    finally:
+        s.stop()

@@ -12,7 +12,28 @@ pub enum Verdict {
     Failed(String),
 }
 
-pub fn judge(c: &AnalysisConfig, stable: &WindowStats, canary: &WindowStats) -> Verdict {
+/// The evaluation scores the versions carry (higher is better), if any.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Scores {
+    pub stable: Option<f64>,
+    pub canary: Option<f64>,
+}
+
+pub fn judge(
+    c: &AnalysisConfig,
+    stable: &WindowStats,
+    canary: &WindowStats,
+    scores: Scores,
+) -> Verdict {
+    // A worse evaluation needs no traffic to show.
+    if let (Some(theirs), Some(mine)) = (scores.stable, scores.canary) {
+        if mine < theirs - c.max_eval_score_drop {
+            return Verdict::Failed(format!(
+                "evaluation score {mine} below stable's {theirs} by more than {}",
+                c.max_eval_score_drop
+            ));
+        }
+    }
     if canary.requests < c.min_requests {
         return Verdict::Inconclusive(format!(
             "{} canary requests in the window, fewer than the {} needed",
@@ -84,6 +105,41 @@ mod tests {
         }
     }
 
+    fn judge_(c: &AnalysisConfig, stable: &WindowStats, canary: &WindowStats) -> Verdict {
+        judge(c, stable, canary, Scores::default())
+    }
+
+    #[test]
+    fn a_lower_evaluation_score_fails_without_traffic() {
+        let c = AnalysisConfig {
+            max_eval_score_drop: 0.05,
+            ..AnalysisConfig::default()
+        };
+        let idle = WindowStats::default();
+        let scores = |stable, canary| Scores {
+            stable: Some(stable),
+            canary: Some(canary),
+        };
+        match judge(&c, &idle, &idle, scores(0.80, 0.70)) {
+            Verdict::Failed(why) => assert!(why.contains("evaluation score 0.7"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+        // Within the allowed drop, or without a score on either side, the
+        // window is judged on traffic (none here: inconclusive).
+        assert!(matches!(
+            judge(&c, &idle, &idle, scores(0.80, 0.76)),
+            Verdict::Inconclusive(_)
+        ));
+        let one_sided = Scores {
+            stable: None,
+            canary: Some(0.1),
+        };
+        assert!(matches!(
+            judge(&c, &idle, &idle, one_sided),
+            Verdict::Inconclusive(_)
+        ));
+    }
+
     #[test]
     fn windows_are_judged_on_every_threshold() {
         let c = AnalysisConfig {
@@ -91,28 +147,28 @@ mod tests {
             ..AnalysisConfig::default()
         };
         let stable = stats(100, 0, 100.0);
-        assert_eq!(judge(&c, &stable, &stats(50, 0, 120.0)), Verdict::Healthy);
+        assert_eq!(judge_(&c, &stable, &stats(50, 0, 120.0)), Verdict::Healthy);
         assert!(matches!(
-            judge(&c, &stable, &stats(5, 5, 100.0)),
+            judge_(&c, &stable, &stats(5, 5, 100.0)),
             Verdict::Inconclusive(_)
         ));
-        match judge(&c, &stable, &stats(50, 10, 100.0)) {
+        match judge_(&c, &stable, &stats(50, 10, 100.0)) {
             Verdict::Failed(why) => assert!(why.contains("error ratio 0.200"), "{why}"),
             v => panic!("{v:?}"),
         }
-        match judge(&c, &stable, &stats(50, 0, 250.0)) {
+        match judge_(&c, &stable, &stats(50, 0, 250.0)) {
             Verdict::Failed(why) => assert!(why.contains("TTFT p95 250.0"), "{why}"),
             v => panic!("{v:?}"),
         }
         // Relative to stable: 4 % errors pass the 5 % limit but not stable's
         // 0 % plus 2 %.
         assert!(matches!(
-            judge(&c, &stable, &stats(50, 2, 100.0)),
+            judge_(&c, &stable, &stats(50, 2, 100.0)),
             Verdict::Failed(_)
         ));
         // Without enough stable traffic only the absolute limits apply.
         assert_eq!(
-            judge(&c, &stats(3, 0, 10.0), &stats(50, 2, 100.0)),
+            judge_(&c, &stats(3, 0, 10.0), &stats(50, 2, 100.0)),
             Verdict::Healthy
         );
         let capped = AnalysisConfig {
@@ -120,7 +176,7 @@ mod tests {
             ..c
         };
         assert!(matches!(
-            judge(&capped, &stable, &stats(50, 0, 60.0)),
+            judge_(&capped, &stable, &stats(50, 0, 60.0)),
             Verdict::Failed(_)
         ));
     }

@@ -2,7 +2,7 @@
 //! the window, and steps the canary up, promotes it or rolls it back
 //! through the registry, which writes the reason to the audit trail.
 
-use super::{judge, RolloutPlan, RolloutState, Verdict};
+use super::{judge, RolloutPlan, RolloutState, Scores, Verdict};
 use crate::registry::Registry;
 use crate::telemetry::window::window;
 use std::collections::HashMap;
@@ -87,7 +87,11 @@ impl Run {
             let since = Instant::now() - span;
             let stable_stats = window(&self.model, &stable).stats(since);
             let canary_stats = window(&self.model, &self.canary).stats(since);
-            let verdict = judge(a, &stable_stats, &canary_stats);
+            let scores = Scores {
+                stable: registry.eval_score(&self.model, &stable),
+                canary: registry.eval_score(&self.model, &self.canary),
+            };
+            let verdict = judge(a, &stable_stats, &canary_stats, scores);
             tracing::info!(
                 model = %self.model,
                 canary = %self.canary,

@@ -5,7 +5,7 @@
 mod analysis;
 mod controller;
 
-pub use analysis::{judge, Verdict};
+pub use analysis::{judge, Scores, Verdict};
 pub(super) use controller::Controllers;
 pub(super) use controller::ACTOR as controller_actor;
 
@@ -32,6 +32,9 @@ pub struct AnalysisConfig {
     /// The same for inter-token latency p95.
     pub max_itl_p95_ratio: f64,
     pub max_itl_p95_ms: Option<f64>,
+    /// When both versions carry an evaluation score, the canary's may be
+    /// at most this much below stable's (higher scores are better).
+    pub max_eval_score_drop: f64,
     /// Failed windows that roll the canary back.
     pub failure_limit: u32,
     /// Healthy windows at a step before the next one (the pause).
@@ -49,6 +52,7 @@ impl Default for AnalysisConfig {
             max_ttft_p95_ms: None,
             max_itl_p95_ratio: 2.0,
             max_itl_p95_ms: None,
+            max_eval_score_drop: 0.0,
             failure_limit: 1,
             windows_per_step: 1,
         }
@@ -97,6 +101,9 @@ impl RolloutPlan {
             .any(|r| !(*r >= 1.0 && r.is_finite()))
         {
             return bad("latency ratios must be at least 1");
+        }
+        if !(a.max_eval_score_drop >= 0.0 && a.max_eval_score_drop.is_finite()) {
+            return bad("max_eval_score_drop must be a finite number, at least 0");
         }
         if a.failure_limit == 0 || a.windows_per_step == 0 || a.min_requests == 0 {
             return bad("failure_limit, windows_per_step and min_requests must be at least 1");
