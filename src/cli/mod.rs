@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod engine_args;
+mod eval;
 mod generate;
 mod models;
 mod resolve;
@@ -36,6 +37,11 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Generate from PROMPT, streaming to the terminal.
     Generate(generate::GenerateArgs),
+    /// Measure a model: perplexity of a text.
+    Eval {
+        #[command(subcommand)]
+        command: eval::EvalCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -46,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Models { command } => models::run(command),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Eval { command } => eval::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 
 mod actions;
 mod drain;
+pub mod eval;
 mod faults;
 mod loader;
 mod names;

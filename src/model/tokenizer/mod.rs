@@ -129,6 +129,11 @@ impl Tokenizer {
         self.tokens.len()
     }
 
+    /// Whether `encode` with special tokens starts with BOS.
+    pub fn adds_bos(&self) -> bool {
+        self.add_bos && self.bos.is_some()
+    }
+
     pub fn bos_id(&self) -> Option<u32> {
         self.bos
     }

@@ -1,0 +1,96 @@
+//! `switchyard eval …`: measuring a model without serving it.
+
+use super::engine_args::EngineArgs;
+use super::{resolve::ModelArgs, CliResult};
+use crate::backend::cpu::{pool, ComputePool, CpuBackend};
+use crate::engine;
+use crate::registry::eval::perplexity;
+use clap::{Args, Subcommand};
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// The perplexity of a text, computed as llama.cpp's llama-perplexity
+    /// computes it: chunks of --ctx tokens, the second half of each scored.
+    Perplexity(PerplexityArgs),
+}
+
+#[derive(Args)]
+pub struct PerplexityArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A UTF-8 text file.
+    #[arg(long)]
+    text: std::path::PathBuf,
+    /// Tokens per chunk.
+    #[arg(long, default_value_t = 512)]
+    ctx: usize,
+    /// At most this many chunks (default: all the text holds).
+    #[arg(long)]
+    chunks: Option<usize>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub fn run(cmd: EvalCommand) -> CliResult {
+    match cmd {
+        EvalCommand::Perplexity(a) => run_perplexity(a),
+    }
+}
+
+fn run_perplexity(a: PerplexityArgs) -> CliResult {
+    let text = std::fs::read_to_string(&a.text)
+        .map_err(|e| format!("--text {}: {e}", a.text.display()))?;
+    let source = a.model.source()?;
+    let threads = a.threads.unwrap_or_else(pool::physical_cores);
+    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
+        .with_exact_activations(a.engine.exact_activations);
+    let loaded = crate::model::loaded::load(&source, a.model.dtype()?, &backend)
+        .map_err(|e| e.to_string())?;
+    if a.ctx > loaded.model.config.context_length {
+        return Err(format!(
+            "--ctx {} is longer than the model's context ({})",
+            a.ctx, loaded.model.config.context_length
+        ));
+    }
+    let tokenizer = loaded.tokenizer.clone();
+    let tokens = tokenizer.encode(&text, true, true);
+    let bos = tokenizer.adds_bos().then(|| tokenizer.bos_id()).flatten();
+    let handle = engine::spawn(
+        backend,
+        loaded.model,
+        loaded.tokenizer,
+        &a.engine.config()?,
+        &a.engine.budget()?,
+    )
+    .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let p = perplexity::perplexity(&handle, &tokens, a.ctx, bos, a.chunks)?;
+    if a.json {
+        let v = serde_json::to_string_pretty(&p).map_err(|e| e.to_string())?;
+        println!("{v}");
+        return Ok(());
+    }
+    let running: Vec<String> = p
+        .running
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("[{}]{r:.4}", i + 1))
+        .collect();
+    println!("{}", running.join(","));
+    println!("Final estimate: PPL = {:.4} +/- {:.5}", p.ppl, p.stderr);
+    eprintln!(
+        "[{} tokens, {} chunks of {}, {} scored, {:.1} s]",
+        tokens.len(),
+        p.chunks,
+        p.ctx,
+        p.scored_tokens,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
