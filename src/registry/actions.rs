@@ -1,41 +1,20 @@
-//! The admin actions: register, deploy, canary, promote, rollback, unload,
-//! and restoring the stored deployments at start. One runs at a time. A
+//! The admin actions on deployments: deploy, promote, rollback, loading a
+//! version on demand, and restoring the stored deployments at start (with
+//! register.rs, canary.rs, shadow.rs and drain.rs). One runs at a time. A
 //! deployment changes in memory first (the routing table swap), then in
 //! the store with its audit entry in one transaction: a crash between the
 //! two leaves the last change that completed.
 
-use super::names::{self, BOOT_VERSION};
-use super::rollout::{controller_actor as ACTOR, RolloutPlan};
+use super::names::BOOT_VERSION;
+use super::register::artifact_digest;
+use super::rollout::RolloutPlan;
 use super::warmup;
-use super::{drain, LoadSpec, Registry, RegistryError, Route, ServedModel, Slot};
+use super::{LoadSpec, Registry, RegistryError, Route, ServedModel, Slot};
 use crate::model::ModelSource;
-use crate::store::{self, now_ms, Deployment, NewAudit, VersionRecord, WarmupCheck};
-use serde::Deserialize;
+use crate::store::{now_ms, Deployment, NewAudit, WarmupCheck};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The body of a registration.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Registration {
-    pub version: String,
-    /// An absolute path on the server: a GGUF file or a Hugging Face
-    /// directory.
-    pub artifact: String,
-    /// The digest the artifact must have (hex, optionally `sha256:`).
-    #[serde(default)]
-    pub sha256: Option<String>,
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
-    pub notes: Option<String>,
-    #[serde(default)]
-    pub warmup: Option<Value>,
-    /// An evaluation score, higher is better, compared by canary analysis.
-    #[serde(default)]
-    pub eval_score: Option<f64>,
-}
 
 impl Registry {
     pub(super) fn lock_actions(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -71,87 +50,6 @@ impl Registry {
             }
         }
         result
-    }
-
-    /// Adds an immutable version after checking its artifact: it must
-    /// parse as a model and match the digest given.
-    pub fn register(
-        &self,
-        model: &str,
-        r: Registration,
-        actor: &str,
-    ) -> Result<VersionRecord, RegistryError> {
-        names::check_model(model)?;
-        names::check_version(&r.version)?;
-        let _one = self.lock_actions();
-        let version = r.version.clone();
-        self.audited(actor, "register", model, Some(&version), || {
-            if self.store.version(model, &r.version)?.is_some() {
-                return Err(RegistryError::Conflict(format!(
-                    "version `{}` of `{model}` already exists; versions are immutable, register a new one",
-                    r.version
-                )));
-            }
-            let warmup = warmup::parse(r.warmup.as_ref())?;
-            if r.eval_score.is_some_and(|s| !s.is_finite()) {
-                return Err(RegistryError::Invalid("eval_score must be a finite number".into()));
-            }
-            let path = PathBuf::from(&r.artifact);
-            if !path.is_absolute() {
-                return Err(RegistryError::Invalid(
-                    "artifact must be an absolute path on the server".into(),
-                ));
-            }
-            if !path.exists() {
-                return Err(RegistryError::Artifact(format!("{} does not exist", r.artifact)));
-            }
-            if !(path.is_file() || path.is_dir()) {
-                return Err(RegistryError::Artifact(format!(
-                    "{} is neither a regular file nor a directory",
-                    r.artifact
-                )));
-            }
-            let facts = crate::model::loaded::inspect(&ModelSource::from_path(&path))
-                .map_err(|e| RegistryError::Artifact(e.to_string()))?;
-            let sha256 = artifact_digest(&path)?;
-            if let Some(expected) = &r.sha256 {
-                let expected = expected.trim_start_matches("sha256:").to_ascii_lowercase();
-                if expected != sha256 {
-                    return Err(RegistryError::Artifact(format!(
-                        "{} has sha256 {sha256}, not the {expected} given",
-                        r.artifact
-                    )));
-                }
-            }
-            let record = VersionRecord {
-                model: model.to_owned(),
-                version: r.version.clone(),
-                artifact: r.artifact.clone(),
-                sha256,
-                size_bytes: super::loader::artifact_bytes(&path),
-                source: r.source.clone().unwrap_or_else(|| r.artifact.clone()),
-                quantization: facts.quantization,
-                created_at: now_ms(),
-                created_by: actor.to_owned(),
-                notes: r.notes.clone().unwrap_or_default(),
-                warmup: json!(warmup),
-                eval_score: r.eval_score,
-            };
-            self.store.insert_version(
-                &record,
-                &NewAudit {
-                    actor,
-                    action: "register",
-                    model,
-                    version: Some(&record.version),
-                    before: Value::Null,
-                    after: json!(record),
-                    ok: true,
-                    detail: format!("{} architecture", facts.architecture),
-                },
-            )?;
-            Ok(record)
-        })
     }
 
     /// Makes `version` the stable version of `model`, loading and warming
@@ -194,121 +92,6 @@ impl Registry {
         })
     }
 
-    /// Sends a share of `model`'s requests to `version`, sticky per user:
-    /// `percent`, or the first of the plan's steps, whose analysis then
-    /// runs until the canary is promoted or rolled back.
-    pub fn canary(
-        self: &Arc<Self>,
-        model: &str,
-        version: &str,
-        percent: Option<f64>,
-        plan: Option<RolloutPlan>,
-        actor: &str,
-    ) -> Result<Deployment, RegistryError> {
-        let _one = self.lock_actions();
-        self.audited(actor, "canary", model, Some(version), || {
-            if let Some(p) = &plan {
-                p.validate()?;
-            }
-            let percent = match (&plan, percent) {
-                (Some(p), None) => p.steps[0],
-                (None, Some(p)) => p,
-                _ => {
-                    return Err(RegistryError::Invalid(
-                        "give either percent or a rollout plan's steps".into(),
-                    ))
-                }
-            };
-            if !(percent > 0.0 && percent <= 100.0) {
-                return Err(RegistryError::Invalid(format!(
-                    "percent must be in (0, 100], not {percent}"
-                )));
-            }
-            let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
-            if current.stable == version {
-                return Err(RegistryError::Conflict(format!(
-                    "`{version}` is already the stable version of `{model}`"
-                )));
-            }
-            let served = self.ensure_loaded(model, version)?;
-            let rollout = plan.as_ref().map(|p| json!({"plan": p, "step": 0}));
-            let d =
-                self.set_canary(model, Some((served, percent)), rollout, actor, "canary", "")?;
-            match plan {
-                Some(p) => self
-                    .controllers
-                    .start(Arc::downgrade(self), model, version, p, 0),
-                None => self.controllers.stop(model),
-            }
-            Ok(d)
-        })
-    }
-
-    /// The controller's verdict: the canary goes back to 0 %.
-    pub(super) fn auto_rollback(
-        &self,
-        model: &str,
-        canary: &str,
-        why: &str,
-    ) -> Result<(), RegistryError> {
-        let _one = self.lock_actions();
-        if self.canary_of(model, canary).is_none() {
-            return Ok(());
-        }
-        self.audited(ACTOR, "auto-rollback", model, Some(canary), || {
-            self.set_canary(model, None, None, ACTOR, "auto-rollback", why)
-                .map(|_| ())
-        })
-    }
-
-    /// The controller's verdict: the canary moves to the next step.
-    pub(super) fn auto_step(
-        &self,
-        model: &str,
-        canary: &str,
-        percent: f64,
-        step: usize,
-        why: &str,
-    ) -> Result<(), RegistryError> {
-        let _one = self.lock_actions();
-        if self.canary_of(model, canary).is_none() {
-            return Ok(());
-        }
-        self.audited(ACTOR, "auto-step", model, Some(canary), || {
-            let served = self.ensure_loaded(model, canary)?;
-            let mut rollout = self.current(model)?.and_then(|d| d.rollout);
-            if let Some(r) = rollout.as_mut() {
-                r["step"] = json!(step);
-            }
-            self.set_canary(
-                model,
-                Some((served, percent)),
-                rollout,
-                ACTOR,
-                "auto-step",
-                why,
-            )
-            .map(|_| ())
-        })
-    }
-
-    /// The controller's verdict: the canary passed its last step.
-    pub(super) fn auto_promote(
-        &self,
-        model: &str,
-        canary: &str,
-        why: &str,
-    ) -> Result<(), RegistryError> {
-        let _one = self.lock_actions();
-        if self.canary_of(model, canary).is_none() {
-            return Ok(());
-        }
-        self.audited(ACTOR, "auto-promote", model, Some(canary), || {
-            self.make_stable(model, canary, ACTOR, "auto-promote", why)
-                .map(|_| ())
-        })
-    }
-
     /// Makes the canary the stable version.
     pub fn promote(&self, model: &str, actor: &str) -> Result<Deployment, RegistryError> {
         let _one = self.lock_actions();
@@ -318,63 +101,6 @@ impl Registry {
                 RegistryError::Conflict(format!("`{model}` has no canary to promote"))
             })?;
             self.make_stable(model, &canary, actor, "promote", "")
-        })
-    }
-
-    /// Takes a version no route uses out of memory: waits for its requests
-    /// in flight, stops its engine, returns its memory.
-    pub fn unload(&self, model: &str, version: &str, actor: &str) -> Result<Value, RegistryError> {
-        let _one = self.lock_actions();
-        self.audited(actor, "unload", model, Some(version), || {
-            let served = match self.slot(model, version) {
-                Some(Slot::Ready(m)) => m,
-                Some(Slot::Draining) => {
-                    return Err(RegistryError::Conflict(format!(
-                        "`{model}@{version}` is already draining"
-                    )))
-                }
-                _ => {
-                    return Err(RegistryError::NotFound(format!(
-                        "`{model}@{version}` is not loaded"
-                    )))
-                }
-            };
-            if self.table().routes_to(model, version) {
-                return Err(RegistryError::Conflict(format!(
-                    "`{model}@{version}` still takes traffic; deploy, promote or roll back to another version first"
-                )));
-            }
-            let key = (model.to_owned(), version.to_owned());
-            self.lock_slots().insert(key.clone(), Slot::Draining);
-            let (done, drained) = std::sync::mpsc::channel();
-            let slots = self.slots.clone();
-            std::thread::Builder::new()
-                .name("drain".into())
-                .spawn(move || {
-                    let took = drain::drain(served);
-                    slots
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(&key);
-                    let _ = done.send(took);
-                })
-                .map_err(|e| RegistryError::Conflict(format!("cannot start a drain: {e}")))?;
-            let outcome = match drained.recv_timeout(self.drain_timeout) {
-                Ok(took) => json!({"state": "unloaded", "drain_ms": took.as_millis() as u64}),
-                Err(_) => json!({"state": "draining", "drain_ms": null}),
-            };
-            let after = json!({"model": model, "version": version, "outcome": outcome});
-            self.store.audit(&NewAudit {
-                actor,
-                action: "unload",
-                model,
-                version: Some(version),
-                before: json!({"model": model, "version": version, "state": "ready"}),
-                after: after.clone(),
-                ok: true,
-                detail: String::new(),
-            })?;
-            Ok(after)
         })
     }
 
@@ -469,7 +195,7 @@ impl Registry {
             .map_or_else(|| vec![model.to_owned()], |r| r.names.clone())
     }
 
-    fn make_stable(
+    pub(super) fn make_stable(
         &self,
         model: &str,
         version: &str,
@@ -516,58 +242,6 @@ impl Registry {
             shadow_percent: before.as_ref().map_or(0.0, |d| d.shadow_percent),
         };
         self.persist(&after, before, actor, action, detail)?;
-        Ok(after)
-    }
-
-    fn set_canary(
-        &self,
-        model: &str,
-        canary: Option<(Arc<ServedModel>, f64)>,
-        rollout: Option<Value>,
-        actor: &str,
-        action: &str,
-        detail: &str,
-    ) -> Result<Deployment, RegistryError> {
-        let (before, route) = self.deployed(model)?;
-        if let Some((version, _)) = &canary {
-            version.engine.set_background(false);
-        }
-        let next = Route {
-            names: route.names.clone(),
-            stable: route.stable.clone(),
-            canary: canary.as_ref().map(|(version, percent)| super::Canary {
-                version: version.clone(),
-                percent: *percent,
-            }),
-            shadow: route.shadow.clone(),
-        };
-        self.table.rcu(|t| t.with(next.clone()));
-        self.publish_route(model);
-        if canary.is_none() {
-            self.controllers.stop(model);
-        }
-        let after = Deployment {
-            canary: canary.as_ref().map(|(v, _)| v.version.clone()),
-            canary_percent: canary.as_ref().map_or(0.0, |(_, p)| *p),
-            updated_at: now_ms(),
-            updated_by: actor.to_owned(),
-            rollout: canary.as_ref().and(rollout),
-            ..before.clone()
-        };
-        let version = after.canary.clone().or(before.canary.clone());
-        self.store.set_deployment(
-            &after,
-            &NewAudit {
-                actor,
-                action,
-                model,
-                version: version.as_deref(),
-                before: json!(before),
-                after: json!(after),
-                ok: true,
-                detail: detail.to_owned(),
-            },
-        )?;
         Ok(after)
     }
 
@@ -684,36 +358,4 @@ impl Registry {
 
 pub(super) fn not_deployed(model: &str) -> RegistryError {
     RegistryError::NotFound(format!("`{model}` is not deployed"))
-}
-
-/// SHA-256 of a file; of a directory, the SHA-256 of its files' names and
-/// digests in name order.
-fn artifact_digest(path: &std::path::Path) -> Result<String, RegistryError> {
-    let io = |e: std::io::Error| RegistryError::Artifact(format!("{}: {e}", path.display()));
-    if !path.is_dir() {
-        return store::sha256_file(path, |_, _| {})
-            .map_err(|e| RegistryError::Artifact(e.to_string()));
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(io)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let mut listing = String::new();
-    for f in &files {
-        let digest =
-            store::sha256_file(f, |_, _| {}).map_err(|e| RegistryError::Artifact(e.to_string()))?;
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        listing.push_str(&format!("{digest}  {name}\n"));
-    }
-    use sha2::{Digest, Sha256};
-    Ok(Sha256::digest(listing.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }

@@ -3,8 +3,70 @@
 //! (weights, KV cache) goes back to the machine and the KV budget.
 
 use super::served::ServedModel;
+use super::{Registry, RegistryError, Slot};
+use crate::store::NewAudit;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+impl Registry {
+    /// Takes a version no route uses out of memory: waits for its requests
+    /// in flight, stops its engine, returns its memory.
+    pub fn unload(&self, model: &str, version: &str, actor: &str) -> Result<Value, RegistryError> {
+        let _one = self.lock_actions();
+        self.audited(actor, "unload", model, Some(version), || {
+            let served = match self.slot(model, version) {
+                Some(Slot::Ready(m)) => m,
+                Some(Slot::Draining) => {
+                    return Err(RegistryError::Conflict(format!(
+                        "`{model}@{version}` is already draining"
+                    )))
+                }
+                _ => {
+                    return Err(RegistryError::NotFound(format!(
+                        "`{model}@{version}` is not loaded"
+                    )))
+                }
+            };
+            if self.table().routes_to(model, version) {
+                return Err(RegistryError::Conflict(format!(
+                    "`{model}@{version}` still takes traffic; deploy, promote or roll back to another version first"
+                )));
+            }
+            let key = (model.to_owned(), version.to_owned());
+            self.lock_slots().insert(key.clone(), Slot::Draining);
+            let (done, drained) = std::sync::mpsc::channel();
+            let slots = self.slots.clone();
+            std::thread::Builder::new()
+                .name("drain".into())
+                .spawn(move || {
+                    let took = drain(served);
+                    slots
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&key);
+                    let _ = done.send(took);
+                })
+                .map_err(|e| RegistryError::Conflict(format!("cannot start a drain: {e}")))?;
+            let outcome = match drained.recv_timeout(self.drain_timeout) {
+                Ok(took) => json!({"state": "unloaded", "drain_ms": took.as_millis() as u64}),
+                Err(_) => json!({"state": "draining", "drain_ms": null}),
+            };
+            let after = json!({"model": model, "version": version, "outcome": outcome});
+            self.store.audit(&NewAudit {
+                actor,
+                action: "unload",
+                model,
+                version: Some(version),
+                before: json!({"model": model, "version": version, "state": "ready"}),
+                after: after.clone(),
+                ok: true,
+                detail: String::new(),
+            })?;
+            Ok(after)
+        })
+    }
+}
 
 /// How often a drain looks at the requests still holding the version. A
 /// request holds an `Arc`, which has no way to wake a waiter when it drops;

@@ -2,6 +2,7 @@
 //! its requests fail with a server error. Only when the server runs with
 //! `--allow-fault-injection`.
 
+use super::{Registry, RegistryError, Slot};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[derive(Default)]
@@ -30,6 +31,48 @@ impl Faults {
         }
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         (n + 1) * ppm / 1_000_000 > n * ppm / 1_000_000
+    }
+}
+
+impl Registry {
+    /// Makes a share of a loaded version's requests fail, for testing
+    /// rollouts; only with `--allow-fault-injection`.
+    pub fn set_faults(
+        &self,
+        model: &str,
+        version: &str,
+        error_ratio: f64,
+        actor: &str,
+    ) -> Result<serde_json::Value, RegistryError> {
+        if !self.allow_faults {
+            return Err(RegistryError::Forbidden(
+                "fault injection is off; start the server with --allow-fault-injection".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&error_ratio) {
+            return Err(RegistryError::Invalid(
+                "error_ratio must be between 0 and 1".into(),
+            ));
+        }
+        let Some(Slot::Ready(served)) = self.slot(model, version) else {
+            return Err(RegistryError::NotFound(format!(
+                "`{model}@{version}` is not loaded"
+            )));
+        };
+        served.faults.set_error_ratio(error_ratio);
+        let after =
+            serde_json::json!({"model": model, "version": version, "error_ratio": error_ratio});
+        self.store.audit(&crate::store::NewAudit {
+            actor,
+            action: "faults",
+            model,
+            version: Some(version),
+            before: serde_json::Value::Null,
+            after: after.clone(),
+            ok: true,
+            detail: String::new(),
+        })?;
+        Ok(after)
     }
 }
 

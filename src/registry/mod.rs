@@ -5,11 +5,13 @@
 //! readers never lock and a request keeps the version it started on.
 
 mod actions;
+mod canary;
 mod drain;
 pub mod eval;
 mod faults;
 mod loader;
 mod names;
+mod register;
 pub mod rollout;
 mod served;
 mod shadow;
@@ -17,10 +19,10 @@ mod table;
 mod views;
 pub mod warmup;
 
-pub use actions::Registration;
 pub use drain::map_large_buffers;
 pub use loader::{LoadSettings, LoadSpec, Loader};
 pub use names::BOOT_VERSION;
+pub use register::Registration;
 pub use rollout::{AnalysisConfig, RolloutPlan};
 pub use served::ServedModel;
 pub use table::{Canary, Route, RoutingTable};
@@ -220,46 +222,6 @@ impl Registry {
                 metrics::rollout_state(model, &v, "stable", all);
             }
         }
-    }
-
-    /// Makes a share of a loaded version's requests fail, for testing
-    /// rollouts; only with `--allow-fault-injection`.
-    pub fn set_faults(
-        &self,
-        model: &str,
-        version: &str,
-        error_ratio: f64,
-        actor: &str,
-    ) -> Result<serde_json::Value, RegistryError> {
-        if !self.allow_faults {
-            return Err(RegistryError::Forbidden(
-                "fault injection is off; start the server with --allow-fault-injection".into(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&error_ratio) {
-            return Err(RegistryError::Invalid(
-                "error_ratio must be between 0 and 1".into(),
-            ));
-        }
-        let Some(Slot::Ready(served)) = self.slot(model, version) else {
-            return Err(RegistryError::NotFound(format!(
-                "`{model}@{version}` is not loaded"
-            )));
-        };
-        served.faults.set_error_ratio(error_ratio);
-        let after =
-            serde_json::json!({"model": model, "version": version, "error_ratio": error_ratio});
-        self.store.audit(&crate::store::NewAudit {
-            actor,
-            action: "faults",
-            model,
-            version: Some(version),
-            before: serde_json::Value::Null,
-            after: after.clone(),
-            ok: true,
-            detail: String::new(),
-        })?;
-        Ok(after)
     }
 
     /// What the store says `model` is deployed as.
