@@ -7,8 +7,10 @@
 #
 # They come from the llama-cpp-python source package on PyPI, which vendors
 # llama.cpp. Does nothing when DEST already holds every file. Set
-# SWITCHYARD_LLAMA_SDIST to a local copy of the tarball to skip the download,
-# and PYTHON to an interpreter whose environment has scikit-build-core.
+# SWITCHYARD_LLAMA_SDIST to a local copy of the tarball to skip the download
+# (when that file does not exist yet, the tarball is downloaded there and
+# kept: see scripts/llama-sdist.sh), and PYTHON to an interpreter whose
+# environment has scikit-build-core.
 set -euo pipefail
 
 VERSION=0.3.36
@@ -40,16 +42,8 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-sdist=${SWITCHYARD_LLAMA_SDIST:-}
-if [ -z "$sdist" ]; then
-    sdist="$tmp/llama_cpp_python-$VERSION.tar.gz"
-    echo "downloading llama-cpp-python $VERSION (source package, about 75 MB)"
-    # pip prepares an sdist's metadata before saving it; without build
-    # isolation that needs only scikit-build-core in the interpreter's
-    # environment, not a cmake built from source.
-    "${PYTHON:-python3}" -m pip download --quiet --disable-pip-version-check --no-deps \
-        --no-binary :all: --no-build-isolation -d "$tmp" "llama-cpp-python==$VERSION"
-fi
+# Without SWITCHYARD_LLAMA_SDIST, downloaded into $tmp and dropped afterwards.
+sdist=$(bash "$(dirname "$0")/llama-sdist.sh" "$tmp")
 
 prefix="llama_cpp_python-$VERSION/vendor/llama.cpp/models"
 members=()

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a warm one:
 #   1. a Python venv with the end-to-end test dependencies (cached),
-#   2. one release build, reused by every stage,
-#   3. the default model and llama.cpp's tokenizer test vectors (cached),
-#   4. cargo's unit and integration tests,
-#   5. the end-to-end tests: the official openai client and the CLI
+#   2. llama.cpp's llama-perplexity and libllama.so, which the end-to-end
+#      tests compare against, and its Python bindings in the venv (cached),
+#   3. one release build, reused by every stage,
+#   4. the default model and llama.cpp's tokenizer test vectors (cached),
+#   5. cargo's unit and integration tests,
+#   6. the end-to-end tests: the official openai client and the CLI
 #      against the real binary.
 # Each stage prints its duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${SWITCHYARD_TEST_CACHE:-$HOME/.cache/switchyard-test}
 mkdir -p "$CACHE"
+# llama.cpp's sources come from one download of the llama-cpp-python source
+# package, kept here and shared by the stages that need it.
+export SWITCHYARD_LLAMA_SDIST=${SWITCHYARD_LLAMA_SDIST:-$CACHE/llama_cpp_python-0.3.36.tar.gz}
 
 stage_start=$SECONDS
 stage() {
@@ -25,7 +30,7 @@ stage() {
 stage "system tools"
 # curl drives part of the conformance suite, as users of the API do;
 # Prometheus (and its promtool) checks the alert rules and scrapes a live
-# server.
+# server; cmake, ninja and g++ build llama.cpp's tools.
 need() {
   local cmd=$1 pkg=$2
   command -v "$cmd" >/dev/null && return 0
@@ -39,15 +44,25 @@ need() {
 }
 need curl curl
 need promtool prometheus
+need cmake cmake
+need ninja ninja-build
+need g++ g++
 
 stage "python venv"
 VENV=$CACHE/venv
 stamp=$VENV/.requirements-$(sha256sum tests/e2e/requirements.txt | cut -c1-16)
 if [[ ! -f $stamp ]]; then
-  python3 -m venv "$VENV"
+  # From scratch: nothing left over from other requirements (nor their stamps).
+  python3 -m venv --clear "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
   touch "$stamp"
 fi
+
+stage "llama.cpp tools"
+# Installs llama-cpp-python into the venv too, so it comes after it; exports
+# LLAMA_PERPLEXITY and LLAMA_CPP_LIB_PATH for the stages below.
+PYTHON=$VENV/bin/python bash scripts/llama-tools.sh "$CACHE/llama-tools"
+source "$CACHE/llama-tools/env.sh"
 
 stage "release build"
 cargo build --release --locked --workspace --all-targets
@@ -60,6 +75,10 @@ SWITCHYARD_TEST_MODEL=$(tail -n1 "$CACHE/model-path")
 stage "tokenizer test vectors"
 PYTHON=$VENV/bin/python bash scripts/fetch-vocab-tests.sh "$CACHE/vocab"
 export SWITCHYARD_VOCAB_DIR=$CACHE/vocab
+
+stage "evaluation text"
+PYTHON=$VENV/bin/python bash scripts/fetch-eval-text.sh "$CACHE/tempest.txt"
+export SWITCHYARD_TEST_TEXT=$CACHE/tempest.txt
 
 stage "cargo test"
 cargo test --release --locked --workspace

@@ -5,6 +5,7 @@ mod engine_args;
 mod eval;
 mod generate;
 mod models;
+mod quantize;
 mod resolve;
 mod serve;
 mod tokenize;
@@ -37,6 +38,10 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Generate from PROMPT, streaming to the terminal.
     Generate(generate::GenerateArgs),
+    /// Write a GGUF model with its weight matrices in another format.
+    Quantize(quantize::QuantizeArgs),
+    /// Print a GGUF file's metadata and tensors, or dequantize one tensor.
+    Inspect(quantize::InspectArgs),
     /// Measure a model: perplexity of a text.
     Eval {
         #[command(subcommand)]
@@ -53,6 +58,8 @@ pub fn main() -> ExitCode {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Eval { command } => eval::run(command),
+        Command::Quantize(a) => quantize::run_quantize(a),
+        Command::Inspect(a) => quantize::run_inspect(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,8 +29,10 @@ pub struct ModelArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub load_format: LoadFormat,
     /// Weight format in memory: auto (as stored; a dummy preset's own), or
-    /// f32, f16, bf16, q8_0, q4_0, q4_1 to re-encode every weight matrix.
-    #[arg(long, default_value = "auto")]
+    /// f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k to
+    /// re-encode every weight matrix at load, as `switchyard quantize`
+    /// would write it (--quantize is the same flag).
+    #[arg(long, visible_alias = "quantize", default_value = "auto")]
     pub dtype: String,
 }
 
@@ -76,7 +78,7 @@ impl ModelArgs {
     }
 }
 
-fn model_path(arg: Option<&str>) -> Result<PathBuf, String> {
+pub(super) fn model_path(arg: Option<&str>) -> Result<PathBuf, String> {
     let arg = arg.unwrap_or(store::DEFAULT_MODEL);
     let path = PathBuf::from(arg);
     if path.exists() {

@@ -3,13 +3,14 @@
 
 pub mod chat_template;
 pub mod config;
-mod convert;
+pub mod convert;
 pub mod dummy;
 pub mod error;
 pub mod gguf;
 pub mod hf;
 pub mod loaded;
 mod py_json;
+pub mod quantize;
 mod rope_scaling;
 pub mod tensors;
 #[cfg(test)]

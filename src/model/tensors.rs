@@ -124,7 +124,10 @@ impl<B: Backend> Weights<'_, B> {
     pub fn matrix(&self, w: Weight, rows: usize, cols: usize) -> Result<B::Matrix> {
         let t = self.required(w)?;
         self.check_shape(&t, &[rows, cols])?;
-        let format = self.format(&t, " (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)")?;
+        let format = self.format(
+            &t,
+            " (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",
+        )?;
         self.backend
             .matrix(format, rows, cols, t.data)
             .map_err(|e| self.malformed(format!("tensor `{}`: {e}", t.name)))

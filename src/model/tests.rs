@@ -128,16 +128,16 @@ fn unknown_architecture_is_named() {
 #[test]
 fn unsupported_tensor_type_is_named() {
     let mut w = tiny_llama("llama", false, &["blk.0.attn_q.weight"]);
-    // Q4_K blocks hold 256 values: 64×256 is a whole number of them.
+    // Q3_K blocks hold 256 values: 64×256 is a whole number of them.
     w.tensor(
         "blk.0.attn_q.weight",
         &[D as u64, D as u64],
-        GgmlType::Q4K,
-        vec![0u8; D * D / 256 * 144],
+        GgmlType::Q3K,
+        vec![0u8; D * D / 256 * 110],
     );
-    let e = load(&w, "q4k.gguf").err().unwrap().to_string();
+    let e = load(&w, "q3k.gguf").err().unwrap().to_string();
     assert!(
-        e.contains("blk.0.attn_q.weight") && e.contains("Q4_K") && e.contains("not supported"),
+        e.contains("blk.0.attn_q.weight") && e.contains("Q3_K") && e.contains("not supported"),
         "{e}"
     );
 }

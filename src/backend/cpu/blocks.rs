@@ -240,6 +240,8 @@ pub(super) mod x86 {
                     type $B = blk::F32;
                     $body
                 }
+                // Read through `unpacked.rs`; callers branch before.
+                _ => debug_assert!(false, "no register block for {:?}", $format),
             }
         }};
     }

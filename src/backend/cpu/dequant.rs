@@ -14,6 +14,13 @@ pub fn dequantize_rows(isa: Isa, m: &CpuMatrix, first: usize, n: usize, out: &mu
     let blocks = first * nb..(first + n) * nb;
     assert_eq!(out.len(), n * m.cols, "scratch shape");
     assert!(first + n <= m.rows, "rows out of range");
+    if crate::backend::quant::unpack::is_unpacked(m.format) {
+        // Blocks as the file stores them (`layout.rs`): the scalar
+        // reference, row by row (embedding lookups, exact activations).
+        let rb = m.format.row_bytes(m.cols);
+        let bytes = &m.quants[first * rb..(first + n) * rb];
+        return crate::backend::quant::dequantize_scalar(m.format, bytes, out);
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use super::blocks::x86::with_block;

@@ -35,6 +35,9 @@ pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, 
     if super::qgemm::handles(w.format) {
         return super::qgemm::matmul(pool, isa, x, t, w, out);
     }
+    if super::unpacked::handles(w.format) {
+        return super::unpacked::matmul(pool, isa, x, t, w, out);
+    }
     matmul_f32(pool, isa, x, t, w, out)
 }
 
@@ -56,7 +59,7 @@ pub fn matmul_f32(
     let out_ptr = DisjointOut::new(out);
     let n_panels = n.div_ceil(PANEL);
     #[cfg(target_arch = "x86_64")]
-    if t <= FUSED_MAX_ROWS && isa != Isa::Scalar {
+    if t <= FUSED_MAX_ROWS && isa != Isa::Scalar && !super::unpacked::handles(w.format) {
         use super::blocks::x86::with_block;
         let nb = k / BLOCK;
         pool.run(n_panels, |p| {
@@ -377,11 +380,14 @@ mod tests {
             let x = values(t * k, 2);
             let xq = quantized(&x, t, k);
             for format in WeightFormat::ALL {
+                if !k.is_multiple_of(format.block_elems()) {
+                    continue;
+                }
                 let bytes = encode(format, &wv);
                 let mut deq = vec![0f32; n * k];
                 dequantize_scalar(format, &bytes, &mut deq);
                 let m = CpuMatrix::new(format, n, k, SharedBytes::owned(bytes)).unwrap();
-                let integer = super::super::qgemm::handles(format);
+                let integer = format.is_quantized();
                 let exact = reference(if integer { &xq } else { &x }, t, &deq, n, k);
                 let loose = reference(&x, t, &deq, n, k);
                 let bound = activation_error(&x, t, &deq, n, k);

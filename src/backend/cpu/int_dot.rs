@@ -23,7 +23,8 @@ pub fn block_dot_scalar(format: WeightFormat, q: &[u8], x: &[i8]) -> i32 {
         WeightFormat::Q4_1 => (0..16)
             .map(|j| (q[j] & 0x0F) as i32 * x(j) + (q[j] >> 4) as i32 * x(j + 16))
             .sum(),
-        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => 0,
+        // Float formats, and those of `unpacked.rs`, have no tile here.
+        _ => 0,
     }
 }
 

@@ -17,12 +17,20 @@ pub const fn block_shape(format: WeightFormat) -> (usize, usize) {
         WeightFormat::Q4_0 => (16, 1),
         // d and m side by side: one cache line serves both broadcasts.
         WeightFormat::Q4_1 => (16, 2),
+        // Kept whole, as the file stores them (see `split`).
+        WeightFormat::Q5_0
+        | WeightFormat::Q5_1
+        | WeightFormat::Q4K
+        | WeightFormat::Q5K
+        | WeightFormat::Q6K => (0, 0),
     }
 }
 
 /// Splits ggml blocks into (quants, scales).
 pub fn split(format: WeightFormat, ggml: SharedBytes) -> (SharedBytes, Vec<u16>) {
     let (qb, ns) = block_shape(format);
+    // Float formats, and the formats unpacked in registers
+    // (`unpacked.rs`), whose blocks are read whole.
     if ns == 0 {
         return (ggml, Vec::new());
     }
@@ -64,8 +72,6 @@ pub fn dequant_block(format: WeightFormat, q: &[u8], s: &[u16], out: &mut [f32])
                 *o = (v as i8) as f32 * f(0);
             }
         }
-        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16 => {
-            crate::backend::quant::dequantize_scalar(format, q, out)
-        }
+        _ => crate::backend::quant::dequantize_scalar(format, q, out),
     }
 }

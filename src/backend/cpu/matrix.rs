@@ -25,8 +25,12 @@ impl CpuMatrix {
         cols: usize,
         bytes: SharedBytes,
     ) -> Result<Self, String> {
-        if !cols.is_multiple_of(BLOCK) {
-            return Err(format!("row length {cols} is not a multiple of {BLOCK}"));
+        let block = format.block_elems().max(BLOCK);
+        if !cols.is_multiple_of(block) {
+            return Err(format!(
+                "row length {cols} is not a multiple of {block}, the block of {}",
+                format.name()
+            ));
         }
         let want = rows * format.row_bytes(cols);
         if bytes.len() != want {

@@ -17,6 +17,7 @@ pub mod pool;
 mod q4_groups;
 mod q8_act;
 mod qgemm;
+mod unpacked;
 
 pub use attention::CpuKvCache;
 pub use isa::Isa;

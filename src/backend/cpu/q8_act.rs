@@ -14,6 +14,29 @@
 use super::isa::Isa;
 use super::pool::ComputePool;
 use crate::backend::quant::BLOCK;
+use std::cell::RefCell;
+
+thread_local! {
+    static ACTS: RefCell<QuantActs> = RefCell::new(QuantActs::default());
+}
+
+/// Quantizes `rows` rows of `x` into this thread's buffer (its memory
+/// reused from call to call) and runs `f` on them.
+pub fn with_quantized<R>(
+    pool: &ComputePool,
+    isa: Isa,
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    with_bias: bool,
+    f: impl FnOnce(&QuantActs) -> R,
+) -> R {
+    ACTS.with(|acts| {
+        let mut acts = acts.borrow_mut();
+        acts.quantize(pool, isa, x, rows, k, with_bias);
+        f(&acts)
+    })
+}
 
 /// i32 lanes of one block's integer dot (4 bytes each).
 pub const LANES: usize = BLOCK / 4;

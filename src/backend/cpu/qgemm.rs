@@ -19,7 +19,7 @@ use super::layout::block_shape;
 use super::matrix::CpuMatrix;
 use super::pool::ComputePool;
 use super::q4_groups::Groups;
-use super::q8_act::QuantActs;
+use super::q8_act::{with_quantized, QuantActs};
 use crate::backend::quant::{WeightFormat, BLOCK};
 use std::cell::RefCell;
 
@@ -27,12 +27,11 @@ use std::cell::RefCell;
 /// can be made up for, but no fewer than 16 rows (every task costs a trip
 /// through the pool's shared counters) and no more than 128 (a panel stays
 /// in L2 while the activation tiles stream past it). Whole tiles of 4.
-fn panel_rows(n: usize, threads: usize) -> usize {
+pub(super) fn panel_rows(n: usize, threads: usize) -> usize {
     (n / (threads * 4)).clamp(16, 128).next_multiple_of(4)
 }
 
 thread_local! {
-    static ACTS: RefCell<QuantActs> = RefCell::new(QuantActs::default());
     static GROUPS: RefCell<Groups> = RefCell::new(Groups::default());
 }
 
@@ -47,16 +46,14 @@ pub fn handles(format: WeightFormat) -> bool {
 pub fn matmul(pool: &ComputePool, isa: Isa, x: &[f32], t: usize, w: &CpuMatrix, out: &mut [f32]) {
     let (k, n) = (w.cols, w.rows);
     let out_ptr = DisjointOut::new(out);
-    ACTS.with(|acts| {
-        let mut acts = acts.borrow_mut();
-        acts.quantize(pool, isa, x, t, k, w.format == WeightFormat::Q4_0);
+    let with_bias = w.format == WeightFormat::Q4_0;
+    with_quantized(pool, isa, x, t, k, with_bias, |qa| {
         let nibbles = matches!(w.format, WeightFormat::Q4_0 | WeightFormat::Q4_1);
         let mut groups = GROUPS.with(|g| std::mem::take(&mut *g.borrow_mut()));
         if isa == Isa::Avx512Vnni && nibbles {
-            groups.build(&acts);
+            groups.build(qa);
         }
         let groups_ref = (isa == Isa::Avx512Vnni && nibbles).then_some(&groups);
-        let qa = &*acts;
         let per_task = panel_rows(n, pool.n_threads());
         pool.run(n.div_ceil(per_task), |p| {
             let r0 = p * per_task;
@@ -155,7 +152,7 @@ unsafe fn panel_scalar(
 // Register tiles read best as index loops.
 #[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::super::int_dot::x86::*;
     use super::super::q4_groups::{Groups, GROUP};
     use super::super::q8_act::{QuantActs, LANES};
@@ -425,12 +422,12 @@ mod x86 {
     /// How a 256-bit level sums bytes: `vpdpbusd`, or `pmaddubsw` then
     /// `pmaddwd` (whose i16 pairs cannot saturate here: one side is a
     /// nibble, or both are within ±127 thanks to the sign trick).
-    trait Dot256 {
+    pub(in crate::backend::cpu) trait Dot256 {
         const VNNI: bool;
         unsafe fn dot(init: __m256i, u: __m256i, s: __m256i) -> __m256i;
     }
-    struct Vnni;
-    struct Madd;
+    pub(in crate::backend::cpu) struct Vnni;
+    pub(in crate::backend::cpu) struct Madd;
     impl Dot256 for Vnni {
         const VNNI: bool = true;
         #[inline(always)]

@@ -3,6 +3,7 @@
 //! lets the reader validate a whole file and name the unsupported type
 //! instead of calling the file malformed.
 
+use crate::backend::WeightFormat;
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -161,6 +162,43 @@ impl GgmlType {
             Tq1_0 => "TQ1_0",
             Tq2_0 => "TQ2_0",
             Mxfp4 => "MXFP4",
+        }
+    }
+}
+
+impl GgmlType {
+    /// The format the kernels compute with, for the types they read.
+    pub fn weight_format(self) -> Option<WeightFormat> {
+        Some(match self {
+            GgmlType::F32 => WeightFormat::F32,
+            GgmlType::F16 => WeightFormat::F16,
+            GgmlType::Bf16 => WeightFormat::Bf16,
+            GgmlType::Q8_0 => WeightFormat::Q8_0,
+            GgmlType::Q4_0 => WeightFormat::Q4_0,
+            GgmlType::Q4_1 => WeightFormat::Q4_1,
+            GgmlType::Q5_0 => WeightFormat::Q5_0,
+            GgmlType::Q5_1 => WeightFormat::Q5_1,
+            GgmlType::Q4K => WeightFormat::Q4K,
+            GgmlType::Q5K => WeightFormat::Q5K,
+            GgmlType::Q6K => WeightFormat::Q6K,
+            _ => return None,
+        })
+    }
+
+    /// The GGUF type of a format, for writing.
+    pub fn of(format: WeightFormat) -> GgmlType {
+        match format {
+            WeightFormat::F32 => GgmlType::F32,
+            WeightFormat::F16 => GgmlType::F16,
+            WeightFormat::Bf16 => GgmlType::Bf16,
+            WeightFormat::Q8_0 => GgmlType::Q8_0,
+            WeightFormat::Q4_0 => GgmlType::Q4_0,
+            WeightFormat::Q4_1 => GgmlType::Q4_1,
+            WeightFormat::Q5_0 => GgmlType::Q5_0,
+            WeightFormat::Q5_1 => GgmlType::Q5_1,
+            WeightFormat::Q4K => GgmlType::Q4K,
+            WeightFormat::Q5K => GgmlType::Q5K,
+            WeightFormat::Q6K => GgmlType::Q6K,
         }
     }
 }

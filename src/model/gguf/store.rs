@@ -1,7 +1,6 @@
 //! GGUF tensors by role, under llama.cpp's names.
 
-use super::{GgmlType, GgufFile};
-use crate::backend::WeightFormat;
+use super::GgufFile;
 use crate::model::error::Result;
 use crate::model::tensors::{LayerWeight, RawTensor, StoredType, TensorStore, Weight};
 use std::path::Path;
@@ -21,7 +20,7 @@ impl TensorStore for GgufFile {
             return Ok(None);
         };
         Ok(Some(RawTensor {
-            ty: match format_of(info.ty) {
+            ty: match info.ty.weight_format() {
                 Some(f) => StoredType::Known(f),
                 None => StoredType::Unsupported(info.ty.name().to_owned()),
             },
@@ -61,16 +60,4 @@ pub fn tensor_name(w: Weight) -> String {
         Down => "ffn_down.weight",
     };
     format!("blk.{}.{suffix}", layer.0)
-}
-
-fn format_of(ty: GgmlType) -> Option<WeightFormat> {
-    Some(match ty {
-        GgmlType::F32 => WeightFormat::F32,
-        GgmlType::F16 => WeightFormat::F16,
-        GgmlType::Bf16 => WeightFormat::Bf16,
-        GgmlType::Q8_0 => WeightFormat::Q8_0,
-        GgmlType::Q4_0 => WeightFormat::Q4_0,
-        GgmlType::Q4_1 => WeightFormat::Q4_1,
-        _ => return None,
-    })
 }

@@ -1,0 +1,132 @@
+//! `switchyard quantize`: a GGUF file with its weight matrices re-encoded
+//! in another format, written as a GGUF v3 file llama.cpp also reads.
+//! Metadata is carried over as it is, but for `general.file_type` (set to
+//! llama.cpp's code for the format) and `general.quantization_version`.
+//! Vectors (norms, biases, RoPE factors) stay as they are, as llama.cpp's
+//! quantizer keeps them, and the output projection keeps at least Q6_K
+//! unless `pure` (`convert::format_for`).
+
+use super::convert::{format_for, reencode};
+use super::gguf::writer::GgufWriter;
+use super::gguf::{tensor_name, GgmlType, GgufFile, MetaValue};
+use super::tensors::Weight;
+use crate::backend::WeightFormat;
+use std::io::Write;
+use std::path::Path;
+
+/// What one tensor became.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TensorOutcome {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub tensors: Vec<TensorOutcome>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// llama.cpp's `llama_ftype` for a file whose matrices are all `format`
+/// (the pure "_S" variants of the K-quants).
+fn file_type(format: WeightFormat) -> u32 {
+    match format {
+        WeightFormat::F32 => 0,
+        WeightFormat::F16 => 1,
+        WeightFormat::Q4_0 => 2,
+        WeightFormat::Q4_1 => 3,
+        WeightFormat::Q8_0 => 7,
+        WeightFormat::Q5_0 => 8,
+        WeightFormat::Q5_1 => 9,
+        WeightFormat::Q4K => 14,
+        WeightFormat::Q5K => 16,
+        WeightFormat::Q6K => 18,
+        WeightFormat::Bf16 => 32,
+    }
+}
+
+/// The version of ggml's block layouts that files written here follow.
+const QUANTIZATION_VERSION: u32 = 2;
+
+/// Re-encodes every weight matrix of `input` in `to` and writes `out`
+/// (through a temporary file beside it, renamed when complete).
+pub fn quantize_gguf(
+    input: &Path,
+    to: WeightFormat,
+    pure: bool,
+    out: &Path,
+) -> Result<Outcome, String> {
+    let file = GgufFile::open(input).map_err(|e| e.to_string())?;
+    let output = tensor_name(Weight::Output);
+    let output = if file.tensor_info(&output).is_some() {
+        output
+    } else {
+        tensor_name(Weight::Embedding)
+    };
+    let mut w = GgufWriter::new();
+    for (key, value) in file.metadata() {
+        if key != "general.file_type" && key != "general.quantization_version" {
+            w.meta(key, value.clone());
+        }
+    }
+    w.meta("general.file_type", MetaValue::U32(file_type(to)));
+    w.meta(
+        "general.quantization_version",
+        MetaValue::U32(QUANTIZATION_VERSION),
+    );
+    let mut tensors = Vec::new();
+    for info in file.tensors() {
+        let bytes = file.tensor_bytes(info);
+        let matrix = info.dims.len() == 2 && info.name.ends_with(".weight");
+        let (ty, data) = if matrix {
+            let from = info.ty.weight_format().ok_or_else(|| {
+                format!(
+                    "tensor `{}` is {}, which this build cannot read",
+                    info.name, info.ty
+                )
+            })?;
+            let (cols, rows) = (info.dims[0] as usize, info.dims[1] as usize);
+            let target = format_for(info.name == output, to, pure);
+            let (format, data) = reencode(from, target, rows, cols, bytes).ok_or_else(|| {
+                format!(
+                    "tensor `{}` ({rows}×{cols} {}) cannot be re-encoded as {}",
+                    info.name,
+                    info.ty,
+                    target.name()
+                )
+            })?;
+            (GgmlType::of(format), data)
+        } else {
+            (info.ty, bytes.to_vec())
+        };
+        tensors.push(TensorOutcome {
+            name: info.name.clone(),
+            from: info.ty.name().to_owned(),
+            to: ty.name().to_owned(),
+            bytes: data.len() as u64,
+        });
+        w.tensor(&info.name, &info.dims, ty, data);
+    }
+    let tmp = out.with_extension("gguf.partial");
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        w.write(&mut f)?;
+        f.flush()?;
+        f.get_ref().sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, out)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("writing {}: {e}", out.display()));
+    }
+    let bytes_out = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    Ok(Outcome {
+        tensors,
+        bytes_in: file.file_size(),
+        bytes_out,
+    })
+}
