@@ -37,6 +37,24 @@ pub enum ModelsCommand {
         /// An evaluation score (higher is better) for canary analysis.
         #[arg(long)]
         eval_score: Option<f64>,
+        /// Re-encode the weights at load: q8_0, q4_0, q4_1, q5_0, q5_1,
+        /// q4_k, q5_k, q6_k, f16, bf16, f32.
+        #[arg(long)]
+        quantize: Option<String>,
+        /// The version's evaluation set, a JSON file: {"prompts": [{prompt,
+        /// max_tokens?, expect?, answer?}], "perplexity": {"text": PATH,
+        /// "ctx": 256, "chunks": 8}, "max_perplexity_increase": 0.02}.
+        /// Deploy and promote refuse a version that regresses beyond it.
+        #[arg(long)]
+        eval_set: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Run VERSION's evaluation set now (loading it if needed) and print
+    /// its golden prompts passed and perplexity.
+    Eval {
+        model: String,
+        version: String,
         #[command(flatten)]
         server: Server,
     },
@@ -147,8 +165,21 @@ pub fn run(cmd: ModelsCommand) -> CliResult {
             notes,
             warmup,
             eval_score,
+            quantize,
+            eval_set,
             server,
         } => {
+            let eval_set: Option<Value> = match eval_set {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("--eval-set {}: {e}", path.display()))?;
+                    Some(
+                        serde_json::from_str(&text)
+                            .map_err(|e| format!("--eval-set {}: {e}", path.display()))?,
+                    )
+                }
+                None => None,
+            };
             let warmup: Option<Value> = match warmup {
                 Some(text) => {
                     Some(serde_json::from_str(&text).map_err(|e| format!("--warmup: {e}"))?)
@@ -162,6 +193,7 @@ pub fn run(cmd: ModelsCommand) -> CliResult {
             let body = json!({
                 "version": version, "artifact": artifact, "sha256": sha256,
                 "source": source, "notes": notes, "warmup": warmup, "eval_score": eval_score,
+                "quantize": quantize, "eval_set": eval_set,
             });
             let v = client(&server)?.post(&format!("/models/{model}/versions"), &body)?;
             show(&server, &v, |v| {
@@ -171,6 +203,37 @@ pub fn run(cmd: ModelsCommand) -> CliResult {
                     text(v, "quantization"),
                     text(v, "sha256")
                 )
+            })
+        }
+        ModelsCommand::Eval {
+            model,
+            version,
+            server,
+        } => {
+            let v = client(&server)?.post(
+                &format!("/models/{model}/versions/{version}/eval"),
+                &json!({}),
+            )?;
+            show(&server, &v, |v| {
+                let ppl = v
+                    .get("perplexity")
+                    .and_then(Value::as_f64)
+                    .map_or(String::new(), |p| format!(", perplexity {p:.4}"));
+                let mut line = format!(
+                    "{model}@{version}: {}/{} golden prompts{ppl} ({:.1} s)",
+                    v.get("prompts_passed").and_then(Value::as_u64).unwrap_or(0),
+                    v.get("prompts_total").and_then(Value::as_u64).unwrap_or(0),
+                    v.get("seconds").and_then(Value::as_f64).unwrap_or(0.0)
+                );
+                for f in v
+                    .get("failures")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    line.push_str(&format!("\n  {}", f.as_str().unwrap_or("")));
+                }
+                line
             })
         }
         ModelsCommand::List { server } => {

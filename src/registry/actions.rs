@@ -10,6 +10,7 @@ use super::register::artifact_digest;
 use super::rollout::RolloutPlan;
 use super::warmup;
 use super::{LoadSpec, Registry, RegistryError, Route, ServedModel, Slot};
+use crate::backend::WeightFormat;
 use crate::model::ModelSource;
 use crate::store::{now_ms, Deployment, NewAudit, WarmupCheck};
 use serde_json::{json, Value};
@@ -206,6 +207,17 @@ impl Registry {
         let before = self.current(model)?;
         let served = self.ensure_loaded(model, version)?;
         let old_stable = before.as_ref().map(|d| d.stable.clone());
+        // Rolling back is never gated: the way back stays open.
+        let gate = if action == "rollback" {
+            String::new()
+        } else {
+            self.gate(model, version, old_stable.as_deref())?
+        };
+        let detail = [detail, gate.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
         let old_canary = self.table().route(model).and_then(|r| r.canary.clone());
         // The canary that becomes stable stops being a canary.
         let canary = old_canary.filter(|c| c.version.version != version);
@@ -241,7 +253,7 @@ impl Registry {
             shadow: before.as_ref().and_then(|d| d.shadow.clone()),
             shadow_percent: before.as_ref().map_or(0.0, |d| d.shadow_percent),
         };
-        self.persist(&after, before, actor, action, detail)?;
+        self.persist(&after, before, actor, action, &detail)?;
         Ok(after)
     }
 
@@ -309,9 +321,15 @@ impl Registry {
         let prompts = warmup::parse(Some(&record.warmup))?;
         let key = (model.to_owned(), version.to_owned());
         self.lock_slots().insert(key.clone(), Slot::Loading);
+        let dtype = match record.quantize.as_deref() {
+            Some(name) => Some(WeightFormat::from_name(name).ok_or_else(|| {
+                RegistryError::Invalid(format!("`{name}` is not a weight format this build knows"))
+            })?),
+            None => None,
+        };
         let loaded = self.loader.load(LoadSpec {
             source: &ModelSource::from_path(&path),
-            dtype: None,
+            dtype,
             names: vec![model.to_owned()],
             version,
             warmup: &prompts,

@@ -49,6 +49,12 @@ pub enum RegistryError {
     NoRoom(String),
     #[error("the version failed its warm-up: {0}")]
     Warmup(String),
+    /// The evaluation gate refused the version (`eval/gate.rs`).
+    #[error("the evaluation gate refused it: {0}")]
+    Gate(String),
+    /// An evaluation could not run.
+    #[error("the evaluation could not run: {0}")]
+    Eval(String),
     #[error("no model is loaded yet")]
     NotReady,
     #[error("{0}")]

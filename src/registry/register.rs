@@ -31,6 +31,14 @@ pub struct Registration {
     /// An evaluation score, higher is better, compared by canary analysis.
     #[serde(default)]
     pub eval_score: Option<f64>,
+    /// Re-encode the weights in this format at load (`q4_k`, `q8_0` …),
+    /// as `switchyard quantize` would write them.
+    #[serde(default)]
+    pub quantize: Option<String>,
+    /// Golden prompts and a perplexity text (`eval::set`) that deploy and
+    /// promote compare with stable's results.
+    #[serde(default)]
+    pub eval_set: Option<Value>,
 }
 
 impl Registry {
@@ -54,6 +62,22 @@ impl Registry {
                 )));
             }
             let warmup = warmup::parse(r.warmup.as_ref())?;
+            if let Some(q) = r.quantize.as_deref() {
+                if crate::backend::WeightFormat::from_name(q).is_none() {
+                    let known: Vec<&str> = crate::backend::WeightFormat::ALL
+                        .iter()
+                        .map(|f| f.name())
+                        .collect();
+                    return Err(RegistryError::Invalid(format!(
+                        "quantize `{q}` is not one of {}",
+                        known.join(", ")
+                    )));
+                }
+            }
+            let eval_set = match r.eval_set.as_ref().filter(|v| !v.is_null()) {
+                Some(v) => Some(json!(super::eval::set::parse(v)?)),
+                None => None,
+            };
             if r.eval_score.is_some_and(|s| !s.is_finite()) {
                 return Err(RegistryError::Invalid("eval_score must be a finite number".into()));
             }
@@ -97,6 +121,8 @@ impl Registry {
                 notes: r.notes.clone().unwrap_or_default(),
                 warmup: json!(warmup),
                 eval_score: r.eval_score,
+                quantize: r.quantize.clone(),
+                eval_set,
             };
             self.store.insert_version(
                 &record,

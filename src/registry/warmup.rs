@@ -17,6 +17,10 @@ pub struct GoldenPrompt {
     /// A substring the answer must contain.
     #[serde(default)]
     pub expect: Option<String>,
+    /// The whole answer expected (compared without leading and trailing
+    /// whitespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 fn default_max_tokens() -> usize {
@@ -36,6 +40,7 @@ pub fn default_prompts() -> Vec<GoldenPrompt> {
             prompt: p.into(),
             max_tokens: 4,
             expect: None,
+            answer: None,
         })
         .collect()
 }
@@ -47,22 +52,33 @@ pub fn parse(value: Option<&serde_json::Value>) -> Result<Vec<GoldenPrompt>, Reg
     };
     let prompts: Vec<GoldenPrompt> = serde_json::from_value(value.clone()).map_err(|e| {
         RegistryError::Invalid(format!(
-            "warmup must be a list of {{prompt, max_tokens?, expect?}}: {e}"
+            "warmup must be a list of {{prompt, max_tokens?, expect?, answer?}}: {e}"
         ))
     })?;
-    if prompts.is_empty() || prompts.len() > MAX_PROMPTS {
+    if prompts.is_empty() {
+        return Err(RegistryError::Invalid(
+            "warmup needs at least one prompt".into(),
+        ));
+    }
+    validate("warmup", &prompts)?;
+    Ok(prompts)
+}
+
+/// At most MAX_PROMPTS prompts, each non-empty with a sane max_tokens.
+pub fn validate(what: &str, prompts: &[GoldenPrompt]) -> Result<(), RegistryError> {
+    if prompts.len() > MAX_PROMPTS {
         return Err(RegistryError::Invalid(format!(
-            "warmup needs between 1 and {MAX_PROMPTS} prompts"
+            "{what} takes at most {MAX_PROMPTS} prompts"
         )));
     }
-    for p in &prompts {
+    for p in prompts {
         if p.prompt.is_empty() || !(1..=MAX_TOKENS).contains(&p.max_tokens) {
             return Err(RegistryError::Invalid(format!(
-                "a warmup prompt must be non-empty with max_tokens between 1 and {MAX_TOKENS}"
+                "a {what} prompt must be non-empty with max_tokens between 1 and {MAX_TOKENS}"
             )));
         }
     }
-    Ok(prompts)
+    Ok(())
 }
 
 /// Runs the prompts in batches as wide as the engine's seats (so a small
@@ -72,6 +88,20 @@ pub fn run(
     tokenizer: &Tokenizer,
     prompts: &[GoldenPrompt],
 ) -> Result<(), String> {
+    let answers = answers(engine, tokenizer, prompts)?;
+    for (number, (answer, p)) in answers.into_iter().zip(prompts).enumerate() {
+        check(number + 1, answer, p)?;
+    }
+    Ok(())
+}
+
+/// Each prompt's greedy answer, in order.
+pub fn answers(
+    engine: &EngineHandle,
+    tokenizer: &Tokenizer,
+    prompts: &[GoldenPrompt],
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(prompts.len());
     let width = engine.info().max_num_seqs.max(1);
     for (batch, chunk) in prompts.chunks(width).enumerate() {
         let mut streams = Vec::with_capacity(chunk.len());
@@ -92,13 +122,13 @@ pub fn run(
             let stream = engine
                 .submit(request)
                 .map_err(|e| format!("golden prompt {number}: {e}"))?;
-            streams.push((number, stream, p));
+            streams.push((number, stream));
         }
-        for (number, mut stream, p) in streams {
-            check(number, answer(number, &mut stream)?, p)?;
+        for (number, mut stream) in streams {
+            out.push(answer(number, &mut stream)?);
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The whole greedy answer of one prompt.
@@ -117,10 +147,15 @@ fn answer(number: usize, stream: &mut crate::engine::RequestStream) -> Result<St
     Err(format!("golden prompt {number}: the engine stopped"))
 }
 
-fn check(number: usize, answer: String, p: &GoldenPrompt) -> Result<(), String> {
-    match &p.expect {
-        Some(expect) if !answer.contains(expect.as_str()) => Err(format!(
+pub fn check(number: usize, answer: String, p: &GoldenPrompt) -> Result<(), String> {
+    if let Some(expect) = p.expect.as_ref().filter(|e| !answer.contains(e.as_str())) {
+        return Err(format!(
             "golden prompt {number} answered {answer:?}, which does not contain {expect:?}"
+        ));
+    }
+    match &p.answer {
+        Some(want) if answer.trim() != want.trim() => Err(format!(
+            "golden prompt {number} answered {answer:?}, not {want:?}"
         )),
         _ => Ok(()),
     }

@@ -67,9 +67,10 @@ impl ApiError {
                 RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
                 RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
                 RegistryError::Conflict(_)
+                | RegistryError::Gate(_)
                 | RegistryError::NoRoom(_)
                 | RegistryError::Store(StoreError::VersionExists(..)) => StatusCode::CONFLICT,
-                RegistryError::Artifact(_) | RegistryError::Warmup(_) => {
+                RegistryError::Artifact(_) | RegistryError::Warmup(_) | RegistryError::Eval(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 RegistryError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
@@ -112,6 +113,12 @@ impl ApiError {
             }
             ApiError::Registry(RegistryError::Warmup(_)) => {
                 ("invalid_request_error", Some("warmup_failed"))
+            }
+            ApiError::Registry(RegistryError::Gate(_)) => {
+                ("invalid_request_error", Some("eval_regression"))
+            }
+            ApiError::Registry(RegistryError::Eval(_)) => {
+                ("invalid_request_error", Some("evaluation_failed"))
             }
             ApiError::Registry(RegistryError::Artifact(_)) => {
                 ("invalid_request_error", Some("invalid_artifact"))

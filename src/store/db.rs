@@ -33,6 +33,14 @@ pub struct VersionRecord {
     /// the canary analysis compares it with stable's.
     #[serde(default)]
     pub eval_score: Option<f64>,
+    /// The format the weights are re-encoded in at load (`q4_k` …), when
+    /// not served as the artifact stores them.
+    #[serde(default)]
+    pub quantize: Option<String>,
+    /// The version's evaluation set (`registry::eval::set`), when it has
+    /// one: deploy and promote compare it with stable's results.
+    #[serde(default)]
+    pub eval_set: Option<serde_json::Value>,
 }
 
 /// What a model's traffic goes to.
@@ -116,6 +124,8 @@ CREATE TABLE IF NOT EXISTS versions (
     notes TEXT NOT NULL,
     warmup TEXT NOT NULL,
     eval_score REAL,
+    quantize TEXT,
+    eval_set TEXT,
     PRIMARY KEY (model, version)
 );
 CREATE TRIGGER IF NOT EXISTS versions_are_immutable
@@ -153,6 +163,17 @@ CREATE TABLE IF NOT EXISTS audit (
     result TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    set_digest TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS evaluations_are_append_only
+    BEFORE UPDATE ON evaluations
+    BEGIN SELECT RAISE(ABORT, 'evaluation results are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_is_append_only_u
     BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
@@ -201,7 +222,7 @@ impl Store {
         &self.path
     }
 
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
@@ -228,8 +249,9 @@ impl Store {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT INTO versions (model, version, artifact, sha256, size_bytes, source,
-                     quantization, created_at, created_by, notes, warmup, eval_score)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     quantization, created_at, created_by, notes, warmup, eval_score,
+                     quantize, eval_set)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     v.model,
                     v.version,
@@ -242,7 +264,9 @@ impl Store {
                     v.created_by,
                     v.notes,
                     v.warmup.to_string(),
-                    v.eval_score
+                    v.eval_score,
+                    v.quantize,
+                    v.eval_set.as_ref().map(|s| s.to_string())
                 ],
             )?;
             append(&tx, audit)?;
@@ -390,7 +414,8 @@ impl Store {
 }
 
 const VERSION_COLUMNS: &str = "SELECT model, version, artifact, sha256, size_bytes, source,
-    quantization, created_at, created_by, notes, warmup, eval_score FROM versions";
+    quantization, created_at, created_by, notes, warmup, eval_score, quantize, eval_set
+    FROM versions";
 
 fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRecord> {
     Ok(VersionRecord {
@@ -406,6 +431,8 @@ fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRecord> {
         notes: r.get(9)?,
         warmup: json_column(r.get::<_, String>(10)?),
         eval_score: r.get(11)?,
+        quantize: r.get(12)?,
+        eval_set: r.get::<_, Option<String>>(13)?.map(json_column),
     })
 }
 
@@ -435,6 +462,8 @@ fn migrate(c: &Connection) -> rusqlite::Result<()> {
         ("deployments", "shadow", "TEXT"),
         ("deployments", "shadow_percent", "REAL NOT NULL DEFAULT 0"),
         ("versions", "eval_score", "REAL"),
+        ("versions", "quantize", "TEXT"),
+        ("versions", "eval_set", "TEXT"),
     ];
     for (table, column, definition) in added {
         let present = c

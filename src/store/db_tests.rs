@@ -22,6 +22,8 @@ fn record(version: &str) -> VersionRecord {
         notes: String::new(),
         warmup: json!([{"prompt": "Hi"}]),
         eval_score: Some(0.75),
+        quantize: Some("q4_k".into()),
+        eval_set: Some(json!({"prompts": [{"prompt": "Hi", "expect": "Hello"}]})),
     }
 }
 
@@ -166,8 +168,30 @@ fn a_database_from_an_older_build_gains_the_new_columns() {
     store
         .insert_version(&record("v2"), &audit("register", "v2"))
         .unwrap();
+    let v2 = store.version("m", "v2").unwrap().unwrap();
+    assert_eq!(v2.eval_score, Some(0.75));
+    assert_eq!(v2.quantize.as_deref(), Some("q4_k"));
+    assert_eq!(v2.eval_set, record("v2").eval_set);
+}
+
+#[test]
+fn evaluations_are_kept_per_set_and_the_latest_is_read() {
+    let store = Store::open(&scratch("evaluations")).unwrap();
+    assert_eq!(store.evaluation("m", "v1", "set-a").unwrap(), None);
+    store
+        .record_evaluation("m", "v1", "set-a", &json!({"perplexity": 10.0}))
+        .unwrap();
+    store
+        .record_evaluation("m", "v1", "set-a", &json!({"perplexity": 11.0}))
+        .unwrap();
+    store
+        .record_evaluation("m", "v1", "set-b", &json!({"perplexity": 99.0}))
+        .unwrap();
     assert_eq!(
-        store.version("m", "v2").unwrap().unwrap().eval_score,
-        Some(0.75)
+        store.evaluation("m", "v1", "set-a").unwrap(),
+        Some(json!({"perplexity": 11.0}))
     );
+    assert_eq!(store.evaluation("m", "v2", "set-a").unwrap(), None);
+    let rewrite = store.with(|c| c.execute("UPDATE evaluations SET report = '{}'", []));
+    assert!(rewrite.is_err(), "evaluation results must be append-only");
 }

@@ -6,6 +6,7 @@ pub mod artifacts;
 mod catalog;
 pub mod db;
 mod digest;
+mod evaluations;
 
 pub use artifacts::{artifact_path, home, lookup, models_dir, pull, PullOutcome};
 pub use catalog::{KnownModel, CATALOG, DEFAULT_MODEL};

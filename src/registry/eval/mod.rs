@@ -1,4 +1,8 @@
-//! Evaluating a version: the perplexity of a text (more to come: golden
-//! prompts with expected answers, promotion gates).
+//! Evaluating a version: the perplexity of a text as llama-perplexity
+//! computes it, evaluation sets of golden prompts and a text, and the
+//! gate that compares a candidate with stable before it takes over.
 
+mod gate;
 pub mod perplexity;
+pub mod run;
+pub mod set;

@@ -182,6 +182,12 @@ pub async fn dispatch(
             })
             .await?)
         }
+        (Method::POST, ["models", model, "versions", version, "eval"]) => {
+            let _: Empty = read_json_or_default(req.into_body()).await?;
+            let (model, version) = (model.to_string(), version.to_string());
+            let report = blocking(registry, move |r| r.evaluate(&model, &version, &who)).await?;
+            ok(serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?)
+        }
         (Method::GET, ["audit"]) => {
             let (model, limit) = audit_query(&query)?;
             ok(blocking(registry, move |r| r.audit_view(model.as_deref(), limit)).await?)
