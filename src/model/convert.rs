@@ -112,8 +112,12 @@ impl TensorStore for Converted<'_> {
         let to = format_for(is_output, self.to, false);
         match reencode(from, to, t.shape[0], t.shape[1], &t.data) {
             Some((format, bytes)) => Ok(Some(RawTensor {
+                // The file's copy is no longer read.
+                data: {
+                    t.data.release_pages();
+                    SharedBytes::owned(bytes)
+                },
                 ty: StoredType::Known(format),
-                data: SharedBytes::owned(bytes),
                 ..t
             })),
             None => Ok(Some(t)),

@@ -44,6 +44,8 @@ pub fn split(format: WeightFormat, ggml: SharedBytes) -> (SharedBytes, Vec<u16>)
         }
         quants.extend_from_slice(&block[2 * ns..]);
     }
+    // The file's copy of these bytes is no longer read.
+    ggml.release_pages();
     (SharedBytes::owned(quants), scales)
 }
 

@@ -3,8 +3,9 @@
 //! (the bytes per weight a decode step streams are the file's); each
 //! block is unpacked in registers into groups of 32 small integers with
 //! their scales, and multiplied with the activations quantized per 32
-//! values (`q8_act.rs`) by integer dot products. An unpacked block serves
-//! up to four activation rows before the next is unpacked.
+//! values (`q8_act.rs`) by integer dot products. A weight row is unpacked
+//! once, into a buffer that stays in L1, and serves every activation row
+//! of the step, four at a time.
 //!
 //! Batch invariance: each output is one 8-lane accumulator fed group by
 //! group in k order (the group's integer lanes scaled by scale·dx), plus
@@ -144,12 +145,13 @@ mod x86 {
         pub n: usize,
     }
 
-    /// One block unpacked: up to 8 groups of 32 integers, each with its
-    /// two scales and its min (`quant::unpack`).
-    pub struct Unpacked {
-        q: [__m256i; 8],
-        scale: [[f32; 2]; 8],
-        min: [f32; 8],
+    /// A weight row unpacked: per group of 32 values, its integers, its
+    /// two scales and its min (`quant::unpack`). Filled once per row and
+    /// read by every activation tile, from L1.
+    pub struct Unpacked<'a> {
+        pub q: &'a mut [__m256i],
+        pub scale: &'a mut [[f32; 2]],
+        pub min: &'a mut [f32],
     }
 
     /// A format's block, unpacked in registers.
@@ -161,7 +163,8 @@ mod x86 {
         /// The two halves of a group have scales of their own (Q6_K).
         const TWO_SCALES: bool;
         const MIN: bool;
-        unsafe fn unpack(b: *const u8, u: &mut Unpacked);
+        /// Block `b` into groups `at..at + GROUPS` of `u`.
+        unsafe fn unpack(b: *const u8, u: &mut Unpacked, at: usize);
     }
 
     #[inline(always)]
@@ -188,31 +191,30 @@ mod x86 {
         _mm256_and_si256(hit, _mm256_set1_epi8(set))
     }
 
-    /// Q5_0 (`MIN` false: q − 16) and Q5_1.
-    pub struct Q5<const MIN: bool>;
+    /// Q5_0 (`M` false) and Q5_1. Q5_0's −16 is not kept in q (which
+    /// would need the sign trick in every product) but folded into the
+    /// min term as −16·d: Σ d·(q − 16)·x = d·Σ q·x − 16·d·Σ x.
+    pub struct Q5<const M: bool>;
     impl<const M: bool> Unpack for Q5<M> {
         const GROUPS: usize = 1;
         const BYTES: usize = if M { 24 } else { 22 };
-        const SIGNED: bool = !M;
+        const SIGNED: bool = false;
         const TWO_SCALES: bool = false;
-        const MIN: bool = M;
+        const MIN: bool = true;
         #[inline(always)]
-        unsafe fn unpack(b: *const u8, u: &mut Unpacked) {
+        unsafe fn unpack(b: *const u8, u: &mut Unpacked, at: usize) {
             let d = f16(b);
-            let at = if M { 4 } else { 2 };
-            let v = _mm_loadu_si128(b.add(at + 4) as _);
+            // The 32 high bits follow d (and Q5_1's m); the nibbles them.
+            let high = if M { 4 } else { 2 };
+            let v = _mm_loadu_si128(b.add(high + 4) as _);
             let nibbles = _mm256_and_si256(
                 _mm256_set_m128i(_mm_srli_epi16(v, 4), v),
                 _mm256_set1_epi8(0x0F),
             );
-            let q = _mm256_or_si256(nibbles, bits_to_bytes(b.add(at), 0x10));
-            u.q[0] = if M {
-                q
-            } else {
-                _mm256_sub_epi8(q, _mm256_set1_epi8(16))
-            };
-            u.scale[0] = [d, d];
-            u.min[0] = if M { f16(b.add(2)) } else { 0.0 };
+            let q = _mm256_or_si256(nibbles, bits_to_bytes(b.add(high), 0x10));
+            *u.q.get_unchecked_mut(at) = q;
+            *u.scale.get_unchecked_mut(at) = [d, d];
+            *u.min.get_unchecked_mut(at) = if M { f16(b.add(2)) } else { -16.0 * d };
         }
     }
 
@@ -225,21 +227,22 @@ mod x86 {
         const TWO_SCALES: bool = false;
         const MIN: bool = true;
         #[inline(always)]
-        unsafe fn unpack(b: *const u8, u: &mut Unpacked) {
+        unsafe fn unpack(b: *const u8, u: &mut Unpacked, at: usize) {
             let (d, dmin) = (f16(b), f16(b.add(2)));
             let s = std::slice::from_raw_parts(b.add(4), 12);
+            let q = &mut u.q[at..at + 8];
             for g in 0..8 {
                 let (sc, m) = crate::backend::quant::unpack::scale_min(s, g);
                 let scale = d * sc as f32;
-                u.scale[g] = [scale, scale];
-                u.min[g] = -(dmin * m as f32);
+                u.scale[at + g] = [scale, scale];
+                u.min[at + g] = -(dmin * m as f32);
             }
             let low = _mm256_set1_epi8(0x0F);
             let qs = b.add(if FIVE { 48 } else { 16 });
             for c in 0..4 {
                 let v = _mm256_loadu_si256(qs.add(32 * c) as _);
-                u.q[2 * c] = _mm256_and_si256(v, low);
-                u.q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                q[2 * c] = _mm256_and_si256(v, low);
+                q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
             }
             if FIVE {
                 let qh = _mm256_loadu_si256(b.add(16) as _);
@@ -247,7 +250,7 @@ mod x86 {
                 for g in 0..8 {
                     let bit =
                         _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(g as i32)), one);
-                    u.q[g] = _mm256_or_si256(u.q[g], _mm256_slli_epi16(bit, 4));
+                    q[g] = _mm256_or_si256(q[g], _mm256_slli_epi16(bit, 4));
                 }
             }
         }
@@ -261,12 +264,12 @@ mod x86 {
         const TWO_SCALES: bool = true;
         const MIN: bool = false;
         #[inline(always)]
-        unsafe fn unpack(b: *const u8, u: &mut Unpacked) {
+        unsafe fn unpack(b: *const u8, u: &mut Unpacked, at: usize) {
             let d = f16(b.add(208));
             let sc = b.add(192) as *const i8;
             for g in 0..8 {
-                u.scale[g] = [d * *sc.add(2 * g) as f32, d * *sc.add(2 * g + 1) as f32];
-                u.min[g] = 0.0;
+                u.scale[at + g] = [d * *sc.add(2 * g) as f32, d * *sc.add(2 * g + 1) as f32];
+                u.min[at + g] = 0.0;
             }
             let (low, top, off) = (
                 _mm256_set1_epi8(0x0F),
@@ -288,57 +291,48 @@ mod x86 {
                 ];
                 for (p, (nib, hi)) in parts.into_iter().enumerate() {
                     let q = _mm256_or_si256(nib, _mm256_and_si256(hi, top));
-                    u.q[4 * half + p] = _mm256_sub_epi8(q, off);
+                    u.q[at + 4 * half + p] = _mm256_sub_epi8(q, off);
                 }
             }
         }
     }
 
-    /// Weight rows of the panel × activation rows i..i+A.
+    /// Weight row `j`, unpacked in `u`, × activation rows i..i+A.
     #[inline(always)]
-    unsafe fn rows<U: Unpack, D: Dot256, const A: usize>(p: &Panel, i: usize) {
+    unsafe fn dots<U: Unpack, D: Dot256, const A: usize>(
+        p: &Panel,
+        u: &Unpacked,
+        j: usize,
+        i: usize,
+    ) {
         let qa = p.qa;
         let nb = qa.nb;
         let zero = _mm256_setzero_si256();
-        let mut u = Unpacked {
-            q: [zero; 8],
-            scale: [[0.0; 2]; 8],
-            min: [0.0; 8],
-        };
-        for j in p.r0..p.r0 + p.rows {
-            let row = p.w.add(j * p.row_blocks * U::BYTES);
-            let mut acc = [_mm256_setzero_ps(); A];
-            let mut mins = [0f32; A];
-            for blk in 0..p.row_blocks {
-                U::unpack(row.add(blk * U::BYTES), &mut u);
-                for g in 0..U::GROUPS {
-                    let xb = blk * U::GROUPS + g;
-                    let w = u.q[g];
-                    let wu = if U::SIGNED { _mm256_sign_epi8(w, w) } else { w };
-                    for a in 0..A {
-                        let at = (i + a) * nb + xb;
-                        let x = _mm256_loadu_si256(qa.qs.as_ptr().add(at * BLOCK) as _);
-                        let xs = if U::SIGNED { _mm256_sign_epi8(x, w) } else { x };
-                        let dot = D::dot(zero, wu, xs);
-                        let dx = *qa.d.get_unchecked(at);
-                        let s = if U::TWO_SCALES {
-                            _mm256_set_m128(
-                                _mm_set1_ps(u.scale[g][1] * dx),
-                                _mm_set1_ps(u.scale[g][0] * dx),
-                            )
-                        } else {
-                            _mm256_set1_ps(u.scale[g][0] * dx)
-                        };
-                        acc[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[a]);
-                        if U::MIN {
-                            mins[a] += u.min[g] * *qa.sum.get_unchecked(at);
-                        }
-                    }
+        let mut acc = [_mm256_setzero_ps(); A];
+        let mut mins = [0f32; A];
+        for g in 0..nb {
+            let w = *u.q.get_unchecked(g);
+            let scale = *u.scale.get_unchecked(g);
+            let wu = if U::SIGNED { _mm256_sign_epi8(w, w) } else { w };
+            for a in 0..A {
+                let at = (i + a) * nb + g;
+                let x = _mm256_loadu_si256(qa.qs.as_ptr().add(at * BLOCK) as _);
+                let xs = if U::SIGNED { _mm256_sign_epi8(x, w) } else { x };
+                let dot = D::dot(zero, wu, xs);
+                let dx = *qa.d.get_unchecked(at);
+                let s = if U::TWO_SCALES {
+                    _mm256_set_m128(_mm_set1_ps(scale[1] * dx), _mm_set1_ps(scale[0] * dx))
+                } else {
+                    _mm256_set1_ps(scale[0] * dx)
+                };
+                acc[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[a]);
+                if U::MIN {
+                    mins[a] += *u.min.get_unchecked(g) * *qa.sum.get_unchecked(at);
                 }
             }
-            for a in 0..A {
-                *p.out.add((i + a) * p.n + j) = hsum256(acc[a]) + mins[a];
-            }
+        }
+        for a in 0..A {
+            *p.out.add((i + a) * p.n + j) = hsum256(acc[a]) + mins[a];
         }
     }
 
@@ -347,16 +341,31 @@ mod x86 {
     macro_rules! panel_body {
         ($U:ty, $D:ty, $p:expr) => {{
             let p = $p;
+            let groups = p.qa.nb;
+            let mut q = vec![_mm256_setzero_si256(); groups];
+            let mut scale = vec![[0f32; 2]; groups];
+            let mut min = vec![0f32; groups];
+            let mut u = Unpacked {
+                q: &mut q,
+                scale: &mut scale,
+                min: &mut min,
+            };
             let t = p.qa.rows;
-            let mut i = 0;
-            while i < t {
-                match (t - i).min(4) {
-                    1 => rows::<$U, $D, 1>(p, i),
-                    2 => rows::<$U, $D, 2>(p, i),
-                    3 => rows::<$U, $D, 3>(p, i),
-                    _ => rows::<$U, $D, 4>(p, i),
+            for j in p.r0..p.r0 + p.rows {
+                let row = p.w.add(j * p.row_blocks * <$U>::BYTES);
+                for blk in 0..p.row_blocks {
+                    <$U>::unpack(row.add(blk * <$U>::BYTES), &mut u, blk * <$U>::GROUPS);
                 }
-                i += 4;
+                let mut i = 0;
+                while i < t {
+                    match (t - i).min(4) {
+                        1 => dots::<$U, $D, 1>(p, &u, j, i),
+                        2 => dots::<$U, $D, 2>(p, &u, j, i),
+                        3 => dots::<$U, $D, 3>(p, &u, j, i),
+                        _ => dots::<$U, $D, 4>(p, &u, j, i),
+                    }
+                    i += 4;
+                }
             }
         }};
     }
