@@ -205,13 +205,24 @@ impl Registry {
         detail: &str,
     ) -> Result<Deployment, RegistryError> {
         let before = self.current(model)?;
+        let was_loaded = matches!(self.slot(model, version), Some(Slot::Ready(_)));
         let served = self.ensure_loaded(model, version)?;
         let old_stable = before.as_ref().map(|d| d.stable.clone());
         // Rolling back is never gated: the way back stays open.
         let gate = if action == "rollback" {
             String::new()
         } else {
-            self.gate(model, version, old_stable.as_deref())?
+            match self.gate(model, version, old_stable.as_deref()) {
+                Ok(detail) => detail,
+                Err(refused) => {
+                    // Loaded for this action alone: its memory goes back,
+                    // as after a failed warm-up.
+                    if !was_loaded && !self.table().routes_to(model, version) {
+                        let _ = self.start_drain(model, version, served);
+                    }
+                    return Err(refused);
+                }
+            }
         };
         let detail = [detail, gate.as_str()]
             .into_iter()

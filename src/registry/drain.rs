@@ -33,21 +33,7 @@ impl Registry {
                     "`{model}@{version}` still takes traffic; deploy, promote or roll back to another version first"
                 )));
             }
-            let key = (model.to_owned(), version.to_owned());
-            self.lock_slots().insert(key.clone(), Slot::Draining);
-            let (done, drained) = std::sync::mpsc::channel();
-            let slots = self.slots.clone();
-            std::thread::Builder::new()
-                .name("drain".into())
-                .spawn(move || {
-                    let took = drain(served);
-                    slots
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(&key);
-                    let _ = done.send(took);
-                })
-                .map_err(|e| RegistryError::Conflict(format!("cannot start a drain: {e}")))?;
+            let drained = self.start_drain(model, version, served)?;
             let outcome = match drained.recv_timeout(self.drain_timeout) {
                 Ok(took) => json!({"state": "unloaded", "drain_ms": took.as_millis() as u64}),
                 Err(_) => json!({"state": "draining", "drain_ms": null}),
@@ -75,6 +61,35 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// Waits until `served` is held by nobody else, drops it, and waits for its
 /// engine thread to free its memory.
+impl Registry {
+    /// Marks the version draining and drains it on a thread of its own,
+    /// which takes it out of the slots when its memory is back; the
+    /// receiver hears how long that took.
+    pub(super) fn start_drain(
+        &self,
+        model: &str,
+        version: &str,
+        served: Arc<ServedModel>,
+    ) -> Result<std::sync::mpsc::Receiver<Duration>, RegistryError> {
+        let key = (model.to_owned(), version.to_owned());
+        self.lock_slots().insert(key.clone(), Slot::Draining);
+        let (done, drained) = std::sync::mpsc::channel();
+        let slots = self.slots.clone();
+        std::thread::Builder::new()
+            .name("drain".into())
+            .spawn(move || {
+                let took = drain(served);
+                slots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&key);
+                let _ = done.send(took);
+            })
+            .map_err(|e| RegistryError::Conflict(format!("cannot start a drain: {e}")))?;
+        Ok(drained)
+    }
+}
+
 pub(super) fn drain(served: Arc<ServedModel>) -> Duration {
     let started = Instant::now();
     let exit = served.engine.exit_watch();

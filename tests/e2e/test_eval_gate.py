@@ -4,6 +4,7 @@ regresses beyond the set's threshold, with the reason in the audit trail."""
 
 import json
 import os
+import time
 
 import pytest
 
@@ -36,6 +37,17 @@ def server(bin_path, tmp_path):
     s.stop()
 
 
+def drained(s, version):
+    """Waits (polling the state, at most 30 s) until a refused version's
+    memory is back; True when it is."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if s.cli("show", NAME, version)["state"] == "registered":
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def last_entry(s, action):
     """The newest audit entry of `action` (the trail is oldest first)."""
     trail = s.cli("history", NAME, "--limit", "50")["data"]
@@ -58,14 +70,15 @@ def test_a_regression_beyond_the_threshold_is_refused_and_one_within_passes(serv
     r = s.admin("POST", f"/models/{NAME}/deploy", json={"version": "v2"})
     assert r.status_code == 409, r.text
     err = r.json()["error"]
+    print(err["message"])
     assert err["code"] == "eval_regression"
     assert "perplexity" in err["message"] and "more than the 5.00 % allowed" in err["message"]
     refused = last_entry(s, "deploy")
     assert refused["result"] != "ok" and refused["version"] == "v2"
     assert "perplexity" in refused["detail"] and "%" in refused["detail"]
-    # Nothing changed for clients.
+    # Nothing changed for clients, and v2's memory went back.
     assert s.complete().headers["x-switchyard-model-version"] == f"{NAME}@v1"
-    s.cli("unload", NAME, "v2")
+    assert drained(s, "v2")
 
     # As q8_0: within the threshold, deployed, the figures in the audit.
     register(s, "v3", quantize="q8_0", **{"eval-set": eval_set(tmp_path)})
@@ -92,6 +105,7 @@ def test_a_failed_golden_prompt_is_refused_with_its_answer(server, tmp_path):
     assert r.status_code == 409, r.text
     message = r.json()["error"]["message"]
     assert "failed 1 of 1 golden prompts" in message and "Berlin" in message
+    assert drained(s, "v2")
     report = s.cli("eval", NAME, "v2")
     assert report["prompts_passed"] == 0 and "Berlin" in report["failures"][0]
 

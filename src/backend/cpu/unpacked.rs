@@ -7,10 +7,10 @@
 //! once, into a buffer that stays in L1, and serves every activation row
 //! of the step, four at a time.
 //!
-//! Batch invariance: each output is one 8-lane accumulator fed group by
-//! group in k order (the group's integer lanes scaled by scale·dx), plus
-//! a scalar sum of the mins' terms in the same order, whatever T is and
-//! wherever the row falls in a tile.
+//! Batch invariance: each output is two 8-lane accumulators (even and odd
+//! groups) fed in k order (each group's integer lanes scaled by scale·dx),
+//! plus two scalar sums of the mins' terms likewise, added the same way
+//! whatever T is and wherever the row falls in a tile.
 
 use super::disjoint::DisjointOut;
 use super::isa::Isa;
@@ -308,31 +308,49 @@ mod x86 {
         let qa = p.qa;
         let nb = qa.nb;
         let zero = _mm256_setzero_si256();
-        let mut acc = [_mm256_setzero_ps(); A];
-        let mut mins = [0f32; A];
-        for g in 0..nb {
-            let w = *u.q.get_unchecked(g);
-            let scale = *u.scale.get_unchecked(g);
-            let wu = if U::SIGNED { _mm256_sign_epi8(w, w) } else { w };
-            for a in 0..A {
-                let at = (i + a) * nb + g;
-                let x = _mm256_loadu_si256(qa.qs.as_ptr().add(at * BLOCK) as _);
-                let xs = if U::SIGNED { _mm256_sign_epi8(x, w) } else { x };
-                let dot = D::dot(zero, wu, xs);
-                let dx = *qa.d.get_unchecked(at);
-                let s = if U::TWO_SCALES {
-                    _mm256_set_m128(_mm_set1_ps(scale[1] * dx), _mm_set1_ps(scale[0] * dx))
-                } else {
-                    _mm256_set1_ps(scale[0] * dx)
-                };
-                acc[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[a]);
-                if U::MIN {
-                    mins[a] += *u.min.get_unchecked(g) * *qa.sum.get_unchecked(at);
+        // Two accumulators per output, even and odd groups: one chain of
+        // dependent FMAs per row would leave a decode step (one activation
+        // row) waiting on their latency.
+        let mut acc = [[_mm256_setzero_ps(); 2]; A];
+        let mut mins = [[0f32; 2]; A];
+        // Group g into accumulator L (a constant, so the accumulators
+        // stay in registers).
+        macro_rules! group {
+            ($g:expr, $L:literal) => {{
+                let g = $g;
+                let w = *u.q.get_unchecked(g);
+                let scale = *u.scale.get_unchecked(g);
+                let wu = if U::SIGNED { _mm256_sign_epi8(w, w) } else { w };
+                for a in 0..A {
+                    let at = (i + a) * nb + g;
+                    let x = _mm256_loadu_si256(qa.qs.as_ptr().add(at * BLOCK) as _);
+                    let xs = if U::SIGNED { _mm256_sign_epi8(x, w) } else { x };
+                    let dot = D::dot(zero, wu, xs);
+                    let dx = *qa.d.get_unchecked(at);
+                    let s = if U::TWO_SCALES {
+                        _mm256_set_m128(_mm_set1_ps(scale[1] * dx), _mm_set1_ps(scale[0] * dx))
+                    } else {
+                        _mm256_set1_ps(scale[0] * dx)
+                    };
+                    acc[a][$L] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[a][$L]);
+                    if U::MIN {
+                        mins[a][$L] += *u.min.get_unchecked(g) * *qa.sum.get_unchecked(at);
+                    }
                 }
-            }
+            }};
+        }
+        let mut g = 0;
+        while g + 1 < nb {
+            group!(g, 0);
+            group!(g + 1, 1);
+            g += 2;
+        }
+        if g < nb {
+            group!(g, 0);
         }
         for a in 0..A {
-            *p.out.add((i + a) * p.n + j) = hsum256(acc[a]) + mins[a];
+            let total = _mm256_add_ps(acc[a][0], acc[a][1]);
+            *p.out.add((i + a) * p.n + j) = hsum256(total) + (mins[a][0] + mins[a][1]);
         }
     }
 

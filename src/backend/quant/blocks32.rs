@@ -85,18 +85,25 @@ pub fn quantize_q4_0(values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Q5_0 (`with_min` false: signed max, value (q − 16)·d) or Q5_1 (min and
-/// max, value q·d + m), as ggml's reference quantizers.
+/// Q5_0 (`with_min` false: signed max, value (q − 16)·d, as ggml's
+/// reference quantizer) or Q5_1 (value q·d + m, its d and m fitted by
+/// weighted least squares as the K-quants' are: on real weights the
+/// reference min/max fit of Q5_1 loses to Q5_0's symmetric one).
 pub(super) fn quantize_q5(values: &[f32], with_min: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() / BLOCK * 24);
     let mut q = [0u8; BLOCK];
     for block in values.chunks_exact(BLOCK) {
         if with_min {
-            let (min, max) = min_max(block);
-            let d = (max - min) / 31.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let (scale, offset) = super::kquants::fit_affine(block, 31, true);
+            // Quantized against the scale and min as they will be read.
+            let d = f16::from_f32(scale).to_f32();
+            let min = f16::from_f32(-offset).to_f32();
             for (q, &v) in q.iter_mut().zip(block) {
-                *q = (((v - min) * id + 0.5) as u8).min(31);
+                *q = if d > 0.0 {
+                    ((v - min) / d).round().clamp(0.0, 31.0) as u8
+                } else {
+                    0
+                };
             }
             push_f16(&mut out, d);
             push_f16(&mut out, min);

@@ -51,11 +51,13 @@ fn weights(x: &[f32]) -> Vec<f32> {
     x.iter().map(|v| v.abs() + rms).collect()
 }
 
-/// Fits x ≈ scale·q − offset with q in 0..=nmax and offset ≥ 0 (the
-/// K-quants store only non-negative mins). Returns (scale, offset).
-fn fit_affine(x: &[f32], nmax: u8) -> (f32, f32) {
+/// Fits x ≈ scale·q − offset with q in 0..=nmax. The K-quants store only
+/// non-negative mins, so offset ≥ 0 unless `free_offset` (Q5_1, whose
+/// min is any f16). Returns (scale, offset).
+pub(super) fn fit_affine(x: &[f32], nmax: u8, free_offset: bool) -> (f32, f32) {
     let w = weights(x);
-    let lo = x.iter().fold(0f32, |a, &v| a.min(v));
+    let start = if free_offset { f32::INFINITY } else { 0.0 };
+    let lo = x.iter().fold(start, |a, &v| a.min(v));
     let hi = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
     if hi <= lo {
         return (0.0, -lo);
@@ -97,7 +99,7 @@ fn fit_affine(x: &[f32], nmax: u8) -> (f32, f32) {
         }
         let mut scale = (sw * sqx - sq * sx) / det;
         let mut base = (sqq * sx - sq * sqx) / det;
-        if base > 0.0 {
+        if base > 0.0 && !free_offset {
             // A positive min cannot be stored: refit the scale alone.
             base = 0.0;
             scale = if sqq > 0.0 { sqx / sqq } else { 0.0 };
@@ -117,7 +119,10 @@ fn quantize_qnk(values: &[f32], nmax: u8) -> Vec<u8> {
     let bytes = if five { 176 } else { 144 };
     let mut out = Vec::with_capacity(values.len() / QK_K * bytes);
     for x in values.chunks_exact(QK_K) {
-        let fits: Vec<(f32, f32)> = x.chunks_exact(32).map(|g| fit_affine(g, nmax)).collect();
+        let fits: Vec<(f32, f32)> = x
+            .chunks_exact(32)
+            .map(|g| fit_affine(g, nmax, false))
+            .collect();
         let max_scale = fits.iter().fold(0f32, |a, f| a.max(f.0));
         let max_offset = fits.iter().fold(0f32, |a, f| a.max(f.1));
         let d = f16_round(max_scale / 63.0);

@@ -72,8 +72,11 @@ fn more_bits_mean_smaller_errors() {
     );
     assert!(q5k < q4k * 0.6, "q5_k {q5k} vs q4_k {q4k}");
     assert!(q6k < q5k * 0.8, "q6_k {q6k} vs q5_k {q5k}");
-    // K-quants fit better than the plain formats of the same width.
+    // K-quants fit better than the plain formats of the same width, and
+    // the fitted Q5_1 better than Q5_0 on skewed groups.
     assert!(q4k < rmse(WeightFormat::Q4_1), "q4_k {q4k}");
+    let (q5_0, q5_1) = (rmse(WeightFormat::Q5_0), rmse(WeightFormat::Q5_1));
+    assert!(q5_1 < q5_0, "q5_1 {q5_1} vs q5_0 {q5_0}");
 }
 
 #[test]

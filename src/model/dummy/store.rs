@@ -38,10 +38,16 @@ impl TensorStore for DummyStore {
             let values = vector_values(w, shape[0], seed);
             (WeightFormat::F32, encode(WeightFormat::F32, &values))
         } else {
-            (
-                self.format,
-                matrix_bytes(self.format, shape[0], shape[1], seed),
-            )
+            // The format `--quantize` gives a stored matrix of this shape
+            // and role (`convert::format_for`, K-quant width fallback).
+            let is_output = match w {
+                Weight::Output => true,
+                Weight::Embedding => self.config.tied_embeddings,
+                _ => false,
+            };
+            let format = crate::model::convert::format_for(is_output, self.format, false)
+                .for_row_width(shape[1]);
+            (format, matrix_bytes(format, shape[0], shape[1], seed))
         };
         Ok(Some(RawTensor {
             name: self.name(w),
