@@ -68,6 +68,7 @@ def test_every_tensor_dequantizes_exactly_as_the_gguf_package_does(bin_path, qua
     dump = tmp_path / "values.f32"
     run(bin_path, "inspect", str(path), "--dequantize-to", str(dump))
     ours = np.fromfile(dump, dtype=np.float32)
+    dump.unlink()  # about 540 MB
     reader = gguf.GGUFReader(path)
     at = 0
     for t in reader.tensors:
