@@ -12,6 +12,7 @@ use super::sampler::{logprob_of, Sampler};
 use super::stop::{StopMatcher, StopOutcome};
 use crate::model::tokenizer::{IncrementalDecoder, Tokenizer};
 use crate::telemetry::metrics::EngineMetrics;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
@@ -29,8 +30,10 @@ pub(super) enum Next {
 
 pub(super) struct Output {
     events: Events,
-    /// Holds the request's place in the queue until it is dropped.
-    _admission: Admission,
+    /// Holds the request's place in the queue until it is taken: just
+    /// before the last event goes out, so that a client that submits its
+    /// next request on reading it finds the place free.
+    admission: Cell<Option<Admission>>,
     params: SamplingParams,
     prompt: Vec<u32>,
     sampler: Sampler,
@@ -73,7 +76,7 @@ impl Output {
             tokenizer,
             context_length,
             events,
-            _admission,
+            admission: Cell::new(Some(_admission)),
             params,
             prompt: request.prompt,
             generated: 0,
@@ -123,6 +126,7 @@ impl Output {
     }
 
     pub fn fail(&self, error: EngineError) {
+        drop(self.admission.take());
         let _ = self.events.send(Err(error));
     }
 
@@ -225,6 +229,7 @@ impl Output {
             usage.prompt_tokens,
             usage.completion_tokens,
         );
+        drop(self.admission.take());
         self.send(Event::Finished {
             reason,
             text,
