@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct QuantizeArgs {
-    /// A GGUF file, or a model of the catalog by name.
+    /// A GGUF file, a Hugging Face checkpoint directory (safetensors in
+    /// f32, f16 or bf16, with its tokenizer.json), or a model of the
+    /// catalog by name.
     #[arg(long)]
     model: String,
     /// q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, or f16, bf16, f32.
@@ -38,16 +40,8 @@ pub fn run_quantize(a: QuantizeArgs) -> CliResult {
         format!("--to `{}` is not one of {}", a.to, known.join(", "))
     })?;
     let input = model_path(Some(&a.model))?;
-    if input.is_dir() {
-        return Err(format!(
-            "{} is a Hugging Face directory: writing GGUF from safetensors is not supported yet; \
-             serve it with --quantize {} to get the same weights in memory",
-            input.display(),
-            to.name()
-        ));
-    }
     let started = std::time::Instant::now();
-    let outcome = crate::model::quantize::quantize_gguf(&input, to, a.pure, &a.out)?;
+    let outcome = crate::model::quantize::quantize(&input, to, a.pure, &a.out)?;
     if a.json {
         let text = serde_json::to_string_pretty(&outcome).map_err(|e| e.to_string())?;
         println!("{text}");

@@ -1,5 +1,6 @@
-//! `switchyard quantize`: a GGUF file with its weight matrices re-encoded
-//! in another format, written as a GGUF v3 file llama.cpp also reads.
+//! `switchyard quantize`: a GGUF file or a Hugging Face checkpoint with its
+//! weight matrices re-encoded in another format, written as a GGUF v3 file
+//! llama.cpp also reads.
 //! Metadata is carried over as it is, but for `general.file_type` (set to
 //! llama.cpp's code for the format) and `general.quantization_version`.
 //! Vectors (norms, biases, RoPE factors) stay as they are, as llama.cpp's
@@ -8,7 +9,8 @@
 
 use super::convert::{format_for, reencode};
 use super::gguf::writer::GgufWriter;
-use super::gguf::{tensor_name, GgmlType, GgufFile, MetaValue};
+use super::gguf::{tensor_name, GgmlType, GgufContents, GgufFile, MetaValue};
+use super::hf::export;
 use super::tensors::Weight;
 use crate::backend::WeightFormat;
 use std::io::Write;
@@ -51,23 +53,26 @@ fn file_type(format: WeightFormat) -> u32 {
 /// The version of ggml's block layouts that files written here follow.
 const QUANTIZATION_VERSION: u32 = 2;
 
-/// Re-encodes every weight matrix of `input` in `to` and writes `out`
-/// (through a temporary file beside it, renamed when complete).
-pub fn quantize_gguf(
-    input: &Path,
-    to: WeightFormat,
-    pure: bool,
-    out: &Path,
-) -> Result<Outcome, String> {
-    let file = GgufFile::open(input).map_err(|e| e.to_string())?;
-    let output = tensor_name(Weight::Output);
-    let output = if file.tensor_info(&output).is_some() {
-        output
+/// Re-encodes every weight matrix of `input` (a GGUF file, or a Hugging
+/// Face checkpoint directory laid out as llama.cpp's converter would) in
+/// `to` and writes `out` (through a temporary file beside it, renamed when
+/// complete).
+pub fn quantize(input: &Path, to: WeightFormat, pure: bool, out: &Path) -> Result<Outcome, String> {
+    let source;
+    let contents = if input.is_dir() {
+        export::to_gguf(input).map_err(|e| e.to_string())?
+    } else {
+        source = GgufFile::open(input).map_err(|e| e.to_string())?;
+        GgufContents::of_file(&source)
+    };
+    let has = |w: Weight| contents.tensors.iter().any(|t| t.name == tensor_name(w));
+    let output = if has(Weight::Output) {
+        tensor_name(Weight::Output)
     } else {
         tensor_name(Weight::Embedding)
     };
     let mut w = GgufWriter::new();
-    for (key, value) in file.metadata() {
+    for (key, value) in &contents.metadata {
         if key != "general.file_type" && key != "general.quantization_version" {
             w.meta(key, value.clone());
         }
@@ -78,37 +83,37 @@ pub fn quantize_gguf(
         MetaValue::U32(QUANTIZATION_VERSION),
     );
     let mut tensors = Vec::new();
-    for info in file.tensors() {
-        let bytes = file.tensor_bytes(info);
-        let matrix = info.dims.len() == 2 && info.name.ends_with(".weight");
-        let (ty, data) = if matrix {
-            let from = info.ty.weight_format().ok_or_else(|| {
+    let mut bytes_in = 0;
+    for t in &contents.tensors {
+        bytes_in += t.data.len() as u64;
+        let (ty, data) = if t.is_matrix() {
+            let from = t.ty.weight_format().ok_or_else(|| {
                 format!(
                     "tensor `{}` is {}, which this build cannot read",
-                    info.name, info.ty
+                    t.name, t.ty
                 )
             })?;
-            let (cols, rows) = (info.dims[0] as usize, info.dims[1] as usize);
-            let target = format_for(info.name == output, to, pure);
-            let (format, data) = reencode(from, target, rows, cols, bytes).ok_or_else(|| {
+            let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
+            let target = format_for(t.name == output, to, pure);
+            let (format, data) = reencode(from, target, rows, cols, &t.data).ok_or_else(|| {
                 format!(
                     "tensor `{}` ({rows}×{cols} {}) cannot be re-encoded as {}",
-                    info.name,
-                    info.ty,
+                    t.name,
+                    t.ty,
                     target.name()
                 )
             })?;
             (GgmlType::of(format), data)
         } else {
-            (info.ty, bytes.to_vec())
+            (t.ty, t.data.to_vec())
         };
         tensors.push(TensorOutcome {
-            name: info.name.clone(),
-            from: info.ty.name().to_owned(),
+            name: t.name.clone(),
+            from: t.ty.name().to_owned(),
             to: ty.name().to_owned(),
             bytes: data.len() as u64,
         });
-        w.tensor(&info.name, &info.dims, ty, data);
+        w.tensor(&t.name, &t.dims, ty, data);
     }
     let tmp = out.with_extension("gguf.partial");
     let written = (|| -> std::io::Result<()> {
@@ -126,7 +131,7 @@ pub fn quantize_gguf(
     let bytes_out = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     Ok(Outcome {
         tensors,
-        bytes_in: file.file_size(),
+        bytes_in,
         bytes_out,
     })
 }

@@ -89,8 +89,10 @@ def test_every_tensor_dequantizes_exactly_as_the_gguf_package_does(bin_path, qua
 
 
 @contextlib.contextmanager
-def serving(bin_path, path: Path, tmp_path: Path):
-    gen = serve_until_done(bin_path, tmp_path / "server.log", ["--model", str(path)], "--served-model-name", "q")
+def serving(bin_path, path: Path, tmp_path: Path, *model_args: str):
+    """A server for `path` (with `model_args` such as `--quantize q8_0`),
+    its model served as `q`."""
+    gen = serve_until_done(bin_path, tmp_path / "server.log", ["--model", str(path), *model_args], "--served-model-name", "q")
     base = next(gen)
     try:
         yield base

@@ -2,9 +2,8 @@
 //! memory map.
 
 mod config;
+mod contents;
 mod cursor;
-#[cfg(test)]
-mod from_hf_test;
 mod ggml_type;
 mod reader;
 mod store;
@@ -13,6 +12,7 @@ mod tests;
 mod value;
 pub mod writer;
 
+pub use contents::{GgufContents, TensorSource};
 pub use ggml_type::GgmlType;
 pub use reader::{GgufFile, TensorInfo};
 pub use store::tensor_name;

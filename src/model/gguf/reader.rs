@@ -70,6 +70,20 @@ impl GgufFile {
         Self::parse(path, Arc::new(mmap))
     }
 
+    /// A GGUF image held in memory (a file about to be written), named
+    /// `label` in errors.
+    pub fn from_bytes(label: impl Into<PathBuf>, bytes: &[u8]) -> Result<Self> {
+        let path = label.into();
+        let io = |source| ModelError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
+        map[..bytes.len()].copy_from_slice(bytes);
+        let map = map.make_read_only().map_err(io)?;
+        Self::parse(path.clone(), Arc::new(map))
+    }
+
     fn parse(path: PathBuf, mmap: Arc<Mmap>) -> Result<Self> {
         if mmap.len() < 4 || &mmap[..4] != MAGIC {
             let found = &mmap[..mmap.len().min(4)];

@@ -15,6 +15,10 @@ pub struct HfConfig {
     /// `bos_token_id` / `eos_token_id` (a number or a list).
     pub bos_id: Option<u32>,
     pub eos_ids: Vec<u32>,
+    /// The RoPE base and scaling as the config gives them (already applied
+    /// to `model.rope`); a GGUF file records them separately.
+    pub rope_theta: f32,
+    pub rope_scaling: Option<RopeScaling>,
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<HfConfig> {
@@ -126,6 +130,8 @@ pub fn parse(path: &Path, text: &str) -> Result<HfConfig> {
         model,
         bos_id: v["bos_token_id"].as_u64().map(|n| n as u32),
         eos_ids: token_ids(&v["eos_token_id"]),
+        rope_theta: theta,
+        rope_scaling: scaling,
     })
 }
 

@@ -4,6 +4,9 @@
 //! sampling, end-of-sequence ids).
 
 pub mod config;
+pub mod export;
+#[cfg(test)]
+mod export_test;
 pub mod generation;
 pub mod safetensors;
 

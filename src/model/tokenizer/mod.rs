@@ -13,6 +13,7 @@ mod bpe;
 mod by_text;
 mod bytes;
 mod decode;
+mod export;
 mod fxhash;
 mod hf;
 mod load;
@@ -30,6 +31,7 @@ mod vocab_vectors_test;
 
 pub use bytes::{BOS_TEXT as BYTES_BOS_TEXT, EOS_TEXT as BYTES_EOS_TEXT};
 pub use decode::IncrementalDecoder;
+pub use export::ExportHints;
 pub use hf::{special_text, HfSpecials};
 
 use fxhash::FxMap;
