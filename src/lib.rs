@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cli;
 pub mod engine;
 pub mod model;
+pub mod policy;
 pub mod registry;
 pub mod server;
 pub mod store;

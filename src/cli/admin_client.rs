@@ -10,6 +10,8 @@ pub struct AdminClient {
     /// host:port
     authority: String,
     actor: String,
+    /// `SWITCHYARD_API_KEY`, sent as a bearer token when set.
+    api_key: Option<String>,
 }
 
 impl AdminClient {
@@ -28,7 +30,14 @@ impl AdminClient {
         let actor = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "cli".into());
-        Ok(AdminClient { authority, actor })
+        let api_key = std::env::var("SWITCHYARD_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty());
+        Ok(AdminClient {
+            authority,
+            actor,
+            api_key,
+        })
     }
 
     pub fn get(&self, path: &str) -> Result<Value, String> {
@@ -84,12 +93,16 @@ impl AdminClient {
             .map_err(|e| unreachable(&e))?;
         tokio::spawn(conn);
         let payload = body.map(Value::to_string).unwrap_or_default();
-        let req = hyper::Request::builder()
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(uri)
             .header("host", &self.authority)
             .header("content-type", "application/json")
-            .header("x-switchyard-actor", &self.actor)
+            .header("x-switchyard-actor", &self.actor);
+        if let Some(key) = &self.api_key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        let req = req
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| e.to_string())?;
         let resp = sender

@@ -4,6 +4,7 @@ mod admin_client;
 mod engine_args;
 mod eval;
 mod generate;
+mod keys;
 mod models;
 mod quantize;
 mod resolve;
@@ -42,6 +43,11 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Print a GGUF file's metadata and tensors, or dequantize one tensor.
     Inspect(quantize::InspectArgs),
+    /// API keys, tenant limits and usage, on the state database.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Measure a model: perplexity of a text.
     Eval {
         #[command(subcommand)]
@@ -58,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Eval { command } => eval::run(command),
+        Command::Keys { command } => keys::run(command),
         Command::Quantize(a) => quantize::run_quantize(a),
         Command::Inspect(a) => quantize::run_inspect(a),
     };

@@ -4,6 +4,7 @@
 use super::engine_args::EngineArgs;
 use super::{resolve::ModelArgs, CliResult};
 use crate::backend::cpu::{pool, ComputePool};
+use crate::policy::Policy;
 use crate::registry::{warmup, LoadSettings, LoadSpec, Loader, Registry, BOOT_VERSION};
 use crate::server::{self, AppState};
 use crate::store;
@@ -57,6 +58,11 @@ pub struct ServeArgs {
     /// Compute threads (default: physical cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Serve without API keys on an address other than loopback. Without
+    /// this, such a server refuses to start until a key exists
+    /// (`switchyard keys create`).
+    #[arg(long)]
+    allow_unauthenticated: bool,
 }
 
 pub fn run(a: ServeArgs) -> CliResult {
@@ -81,6 +87,21 @@ async fn serve(a: ServeArgs) -> CliResult {
         .clone()
         .unwrap_or_else(|| store::home().join("switchyard.db"));
     let db = Arc::new(store::Store::open(&db_path).map_err(|e| e.to_string())?);
+    let policy = Arc::new(
+        Policy::new(
+            db.clone(),
+            local.ip().is_loopback() || a.allow_unauthenticated,
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    if !local.ip().is_loopback() && !a.allow_unauthenticated && !policy.has_live_keys() {
+        return Err(format!(
+            "refusing to serve {local} without API keys: create one with `switchyard keys create \
+             --name NAME --role admin` (state database {}), or pass --allow-unauthenticated",
+            db_path.display()
+        ));
+    }
+    tokio::spawn(policy_upkeep(policy.clone()));
     // One compute pool and one KV budget for every engine this process
     // will run.
     let pool = Arc::new(ComputePool::new(
@@ -95,7 +116,7 @@ async fn serve(a: ServeArgs) -> CliResult {
     };
     let loader = Loader::new(settings, pool, a.engine.budget()?);
     let registry = Arc::new(Registry::new(db, loader, a.allow_fault_injection));
-    let state = AppState::new(registry.clone());
+    let state = AppState::new(registry.clone(), policy.clone());
     tracing::info!(%local, state = %db_path.display(), "listening; loading the models");
 
     let loading = {
@@ -134,11 +155,46 @@ async fn serve(a: ServeArgs) -> CliResult {
         let _ = ctrl_c.await;
     };
     let seconds = |s: f64| std::time::Duration::from_secs_f64(s.max(0.0));
-    let policy = server::ShutdownPolicy {
+    let shutdown_policy = server::ShutdownPolicy {
         grace: seconds(a.shutdown_grace),
         timeout: seconds(a.shutdown_timeout),
     };
-    let server = server::serve(listener, state.clone(), shutdown, policy);
+    let server = server::serve(listener, state.clone(), shutdown, shutdown_policy);
+    let served = serve_until_done(loading, server).await;
+    // Usage counted since the last flush outlives the process.
+    let flushed = tokio::task::spawn_blocking(move || policy.flush_usage()).await;
+    if let Ok(Err(e)) = flushed {
+        tracing::warn!(error = %e, "usage of the last seconds could not be written");
+    }
+    served
+}
+
+/// Keys and tenant limits re-read every 2 s, so that `switchyard keys`
+/// changes hold within seconds; usage written every 5 s.
+async fn policy_upkeep(policy: Arc<Policy>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u64.. {
+        tick.tick().await;
+        let p = policy.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            p.refresh()?;
+            if n % 3 == 2 {
+                p.flush_usage()?;
+            }
+            Ok::<_, crate::policy::PolicyError>(())
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "reloading keys or writing usage failed; retrying");
+        }
+    }
+}
+
+async fn serve_until_done(
+    loading: tokio::task::JoinHandle<CliResult>,
+    server: impl std::future::Future<Output = std::io::Result<()>>,
+) -> CliResult {
     tokio::pin!(server);
     tokio::select! {
         loaded = loading => {

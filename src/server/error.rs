@@ -4,6 +4,7 @@
 use super::body::HttpBody;
 use crate::engine::EngineError;
 use crate::model::ModelError;
+use crate::policy::PolicyError;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 use hyper::{Response, StatusCode};
@@ -31,6 +32,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("a fault was injected into {0} (fault injection is on for testing)")]
     InjectedFault(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
@@ -63,6 +66,14 @@ impl ApiError {
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::InjectedFault(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Policy(e) => match e {
+                PolicyError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                PolicyError::Forbidden(_) => StatusCode::FORBIDDEN,
+                PolicyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                PolicyError::Invalid(_) => StatusCode::BAD_REQUEST,
+                PolicyError::NotFound(_) => StatusCode::NOT_FOUND,
+                PolicyError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ApiError::Registry(e) => match e {
                 RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
                 RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -107,7 +118,15 @@ impl ApiError {
             ApiError::Engine(EngineError::QueueFull { .. }) => {
                 ("rate_limit_error", Some("queue_full"))
             }
-            ApiError::Forbidden(_) => ("permission_error", None),
+            ApiError::Forbidden(_) | ApiError::Policy(PolicyError::Forbidden(_)) => {
+                ("permission_error", None)
+            }
+            ApiError::Policy(PolicyError::Unauthenticated(_)) => {
+                ("invalid_request_error", Some("invalid_api_key"))
+            }
+            ApiError::Policy(PolicyError::RateLimited { .. }) => {
+                ("rate_limit_error", Some("rate_limit_exceeded"))
+            }
             ApiError::Registry(RegistryError::NoRoom(_)) => {
                 ("invalid_request_error", Some("insufficient_memory"))
             }
@@ -151,9 +170,24 @@ impl ApiError {
         }
         let retry_after = match &self {
             ApiError::Engine(EngineError::QueueFull { retry_after_s, .. }) => Some(*retry_after_s),
+            ApiError::Policy(PolicyError::RateLimited { limited, .. }) => {
+                Some(limited.retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
             _ => None,
         };
         let mut resp = super::body::json_response(status, &self.envelope());
+        match &self {
+            ApiError::Policy(PolicyError::RateLimited { info, .. }) => {
+                super::auth::rate_headers(&mut resp, info)
+            }
+            ApiError::Policy(PolicyError::Unauthenticated(_)) => {
+                resp.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    hyper::header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            _ => {}
+        }
         if let Some(s) = retry_after {
             resp.headers_mut().insert(
                 hyper::header::RETRY_AFTER,

@@ -2,6 +2,7 @@
 //! envelope. The only room that knows about HTTP.
 
 mod admin;
+mod auth;
 mod body;
 pub mod error;
 pub mod openai;

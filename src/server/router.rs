@@ -48,19 +48,30 @@ pub async fn route(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 256)
         .map(str::to_owned);
-    let (answer, resolved) = USER_HEADER
-        .scope(
-            user,
-            SERVED_BY.scope(std::cell::RefCell::new(None), async {
-                let answer = dispatch(&state, peer, req).await;
-                (answer, SERVED_BY.with(|s| s.borrow_mut().take()))
-            }),
-        )
-        .await;
+    let ((answer, resolved), rate) =
+        match super::auth::check(state.policy(), peer, &path, req.headers()) {
+            Err(e) => ((Err(e), None), None),
+            Ok(auth) => {
+                super::auth::scope(
+                    auth,
+                    USER_HEADER.scope(
+                        user,
+                        SERVED_BY.scope(std::cell::RefCell::new(None), async {
+                            let answer = dispatch(&state, peer, req).await;
+                            (answer, SERVED_BY.with(|s| s.borrow_mut().take()))
+                        }),
+                    ),
+                )
+                .await
+            }
+        };
     let mut resp = match answer {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    if let Some(info) = &rate {
+        super::auth::rate_headers(&mut resp, info);
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }

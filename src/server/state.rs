@@ -1,6 +1,8 @@
 //! What the handlers share: the registry (which version answers which
-//! model) and the server's own lifecycle flags.
+//! model), the policy (keys and limits) and the server's own lifecycle
+//! flags.
 
+use crate::policy::Policy;
 use crate::registry::Registry;
 pub use crate::registry::ServedModel;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,15 +10,17 @@ use std::sync::Arc;
 
 pub struct AppState {
     registry: Arc<Registry>,
+    policy: Arc<Policy>,
     /// True until the models given at start (flags and store) are loaded.
     starting: AtomicBool,
     shutting_down: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(registry: Arc<Registry>) -> Arc<Self> {
+    pub fn new(registry: Arc<Registry>, policy: Arc<Policy>) -> Arc<Self> {
         Arc::new(AppState {
             registry,
+            policy,
             starting: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
         })
@@ -24,6 +28,10 @@ impl AppState {
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
     }
 
     /// The models given at start are loaded (or failed and were logged).

@@ -211,6 +211,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.execute_batch(super::keys::SCHEMA).map_err(db)?;
         migrate(&conn).map_err(db)?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -482,7 +483,7 @@ fn json_column(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }
 
-fn append(c: &Connection, e: &NewAudit) -> rusqlite::Result<()> {
+pub(super) fn append(c: &Connection, e: &NewAudit) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO audit (at, actor, action, model, version, before, after, result, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

@@ -7,11 +7,13 @@ mod catalog;
 pub mod db;
 mod digest;
 mod evaluations;
+mod keys;
 
 pub use artifacts::{artifact_path, home, lookup, models_dir, pull, PullOutcome};
 pub use catalog::{KnownModel, CATALOG, DEFAULT_MODEL};
 pub use db::{now_ms, AuditEntry, Deployment, NewAudit, Store, VersionRecord, WarmupCheck};
 pub use digest::sha256_file;
+pub use keys::{KeyRecord, TenantLimits, UsageRow};
 
 use std::path::PathBuf;
 

@@ -399,7 +399,7 @@ def test_admin_api_refuses_peers_off_loopback(bin_path, tmp_path):
     address = non_loopback_address()
     if address is None:
         pytest.skip("this machine has no address off loopback")
-    s = Server(bin_path, tmp_path, "--host", "0.0.0.0").start()
+    s = Server(bin_path, tmp_path, "--host", "0.0.0.0", "--allow-unauthenticated").start()
     try:
         port = s.base.rsplit(":", 1)[1]
         r = httpx.get(f"http://{address}:{port}/admin/v1/models", timeout=10)

@@ -1,6 +1,9 @@
-//! The admin API under /admin/v1: model versions, deployments and the
-//! audit trail, described by /admin/v1/openapi.json. Until API keys
-//! exist it answers only to loopback peers.
+//! The admin API under /admin/v1: model versions, deployments, the audit
+//! trail, and keys (`keys`), described by /admin/v1/openapi.json. Without
+//! API keys it answers only to loopback peers; with them, to operators
+//! (keys: admins) from anywhere.
+
+mod keys;
 
 use super::body::{json_response, read_json, text_response, HttpBody};
 use super::error::ApiError;
@@ -17,8 +20,9 @@ pub const PREFIX: &str = "/admin/v1";
 
 const OPENAPI: &str = include_str!("openapi.json");
 
-/// Who an action is recorded as: the `x-switchyard-actor` header the CLI
-/// sends (the user's login), and the peer it came from.
+/// Who an action is recorded as without a key: the `x-switchyard-actor`
+/// header the CLI sends (the user's login), and the peer it came from.
+/// With a key, the key's name.
 fn actor(req: &Request<Incoming>, peer: SocketAddr) -> String {
     let named = req
         .headers()
@@ -97,9 +101,10 @@ pub async fn dispatch(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, ApiError> {
-    if !peer.ip().is_loopback() {
+    let caller = super::auth::caller();
+    if caller.is_none() && !peer.ip().is_loopback() {
         return Err(ApiError::Forbidden(
-            "the admin API answers only on loopback until API keys are configured".into(),
+            "without API keys the admin API answers only on loopback".into(),
         ));
     }
     let method = req.method().clone();
@@ -107,7 +112,26 @@ pub async fn dispatch(
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let query = req.uri().query().unwrap_or("").to_owned();
-    let who = actor(&req, peer);
+    let who = match &caller {
+        Some(key) => format!("{}@{}", key.name(), peer.ip()),
+        None => actor(&req, peer),
+    };
+    if segments
+        .first()
+        .is_some_and(|s| matches!(*s, "keys" | "tenants" | "usage"))
+    {
+        let found = keys::dispatch(
+            state.policy(),
+            &method,
+            &segments,
+            &query,
+            req.into_body(),
+            who,
+        )
+        .await;
+        return found
+            .unwrap_or_else(|| Err(ApiError::NotFound(format!("no admin route for {path}"))));
+    }
     let registry = state.registry().clone();
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
     match (method, segments.as_slice()) {

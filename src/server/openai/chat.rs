@@ -10,6 +10,7 @@ use super::types::ChatRequest;
 use super::{now_unix, request_id, resolve_model, usage_json, warn_unknown, Reply};
 use crate::engine::{FinishReason, GenerateRequest};
 use crate::registry::ServedModel;
+use crate::server::auth::admit;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use serde_json::{json, Value};
@@ -63,16 +64,18 @@ pub async fn run(model: &Arc<ServedModel>, req: ChatRequest) -> Result<Reply, Ap
         params.logprobs = top;
         params
     };
+    let reserve = (prompt.len() + v.n * params_for(0).max_tokens) as u64;
     if v.stream {
+        model.engine.check_room()?;
         let opts = Options {
             logprobs: top.is_some(),
             token_ids_as_text: v.token_ids_as_text,
             include_usage: v.include_usage,
             tools: tool_format,
             priority: v.priority,
+            admission: admit(reserve)?,
         };
         let params = (0..v.n).map(params_for).collect();
-        model.engine.check_room()?;
         return Ok(Reply::Stream(chat_stream::start(
             model.clone(),
             prompt,
@@ -88,7 +91,11 @@ pub async fn run(model: &Arc<ServedModel>, req: ChatRequest) -> Result<Reply, Ap
         params: params_for(i),
         priority: v.priority,
     });
+    let admission = admit(reserve)?;
     let streams = submit_all(&model.engine, requests)?;
+    if let Some(a) = &admission {
+        a.submitted();
+    }
     for (i, stream) in streams.into_iter().enumerate() {
         let done = run_to_end(stream).await?;
         prompt_tokens = done.usage.prompt_tokens;
@@ -115,6 +122,10 @@ pub async fn run(model: &Arc<ServedModel>, req: ChatRequest) -> Result<Reply, Ap
             "logprobs": logprobs,
             "finish_reason": finish,
         }));
+    }
+    if let Some(a) = &admission {
+        a.record(prompt_tokens as u64, completion_tokens as u64);
+        a.finish();
     }
     Ok(Reply::Json(json!({
         "id": request_id("chatcmpl"),

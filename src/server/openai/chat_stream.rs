@@ -10,6 +10,7 @@ use super::request_id;
 use super::tool_output::{Answer, Splitter};
 use super::tools::ToolFormat;
 use crate::engine::{Event, GenerateRequest, SamplingParams};
+use crate::policy::Admission;
 use crate::server::error::ApiError;
 use crate::server::sse::{self, SseBody};
 use crate::server::state::ServedModel;
@@ -41,6 +42,8 @@ pub struct Options {
     /// Tool calls may come, written in this format.
     pub tools: Option<ToolFormat>,
     pub priority: i32,
+    /// The request's hold on its key's limits, settled as it ends.
+    pub admission: Option<Admission>,
 }
 
 /// One choice per entry of `params`, all on the same prompt.
@@ -82,6 +85,9 @@ async fn run(
         let Some(mut stream) = submit(&model, request, &tx).await else {
             return;
         };
+        if let Some(a) = &opts.admission {
+            a.submitted();
+        }
         let first = chunk(
             index,
             json!({"role": "assistant", "content": ""}),
@@ -97,6 +103,9 @@ async fn run(
                 Err(e) => return report(&tx, ApiError::from(e)).await,
                 Ok(Event::PromptLogprobs(_)) => continue,
                 Ok(Event::Token { text, logprob, .. }) => {
+                    if let Some(a) = &opts.admission {
+                        a.token();
+                    }
                     let text = match splitter.as_mut() {
                         Some(s) => s.push(&text),
                         None => text,
@@ -115,6 +124,11 @@ async fn run(
                     usage,
                     ..
                 }) => {
+                    if let Some(a) = &opts.admission {
+                        // The prompt is shared: counted with the first choice.
+                        let prompt = if index == 0 { usage.prompt_tokens } else { 0 };
+                        a.record(prompt as u64, usage.completion_tokens as u64);
+                    }
                     prompt_tokens = usage.prompt_tokens;
                     completion_tokens += usage.completion_tokens;
                     let answer = match splitter.take() {
@@ -150,6 +164,9 @@ async fn run(
                 return;
             }
         }
+    }
+    if let Some(a) = &opts.admission {
+        a.finish();
     }
     let usage = opts
         .include_usage

@@ -8,6 +8,7 @@ use super::types::{CompletionRequest, PromptInput};
 use super::{now_unix, request_id, resolve_model, usage_json, warn_unknown, Reply};
 use crate::engine::GenerateRequest;
 use crate::registry::ServedModel;
+use crate::server::auth::admit;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use serde_json::json;
@@ -43,7 +44,14 @@ pub async fn run(model: &Arc<ServedModel>, req: CompletionRequest) -> Result<Rep
         params.prompt_logprobs = if echo { logprobs } else { None };
         params
     };
+    // Each prompt once, and max_tokens for each of its choices: what
+    // usage will count at most.
+    let reserve: u64 = prompts
+        .iter()
+        .map(|p| (p.len() + v.n * params_for(0, p).max_tokens) as u64)
+        .sum();
     if v.stream {
+        model.engine.check_room()?;
         let choices = prompts
             .iter()
             .enumerate()
@@ -61,8 +69,8 @@ pub async fn run(model: &Arc<ServedModel>, req: CompletionRequest) -> Result<Rep
             token_ids_as_text: v.token_ids_as_text,
             include_usage: v.include_usage,
             priority: v.priority,
+            admission: admit(reserve)?,
         };
-        model.engine.check_room()?;
         return Ok(Reply::Stream(completions_stream::start(
             model.clone(),
             choices,
@@ -85,7 +93,11 @@ pub async fn run(model: &Arc<ServedModel>, req: CompletionRequest) -> Result<Rep
             priority: v.priority,
         })
     });
+    let admission = admit(reserve)?;
     let mut streams = submit_all(&model.engine, requests)?.into_iter();
+    if let Some(a) = &admission {
+        a.submitted();
+    }
     for prompt in &prompts {
         for i in 0..v.n {
             let stream = streams
@@ -123,6 +135,10 @@ pub async fn run(model: &Arc<ServedModel>, req: CompletionRequest) -> Result<Rep
                 "finish_reason": done.finish_reason.as_str(),
             }));
         }
+    }
+    if let Some(a) = &admission {
+        a.record(prompt_tokens as u64, completion_tokens as u64);
+        a.finish();
     }
     Ok(Reply::Json(json!({
         "id": request_id("cmpl"),

@@ -7,6 +7,7 @@ use super::chunks::{report, submit, ChunkHeader};
 use super::logprobs::{CompletionLogprobs, TokenNames};
 use super::request_id;
 use crate::engine::{Event, GenerateRequest, SamplingParams};
+use crate::policy::Admission;
 use crate::server::error::ApiError;
 use crate::server::sse::{self, SseBody};
 use crate::server::state::ServedModel;
@@ -28,6 +29,8 @@ pub struct Options {
     pub token_ids_as_text: bool,
     pub include_usage: bool,
     pub priority: i32,
+    /// The request's hold on its key's limits, settled as it ends.
+    pub admission: Option<Admission>,
 }
 
 pub fn start(model: Arc<ServedModel>, choices: Vec<Choice>, opts: Options) -> SseBody {
@@ -63,6 +66,9 @@ async fn run(
         let Some(mut stream) = submit(&model, request, &tx).await else {
             return;
         };
+        if let Some(a) = &opts.admission {
+            a.submitted();
+        }
         // Characters sent so far for this choice, for `text_offset`.
         let mut offset = 0;
         if let (Some(text), None) = (&echo_text, opts.logprobs) {
@@ -91,6 +97,9 @@ async fn run(
                     text,
                     logprob,
                 }) => {
+                    if let Some(a) = &opts.admission {
+                        a.token();
+                    }
                     let lp = opts.logprobs.map(|_| {
                         let mut lp = CompletionLogprobs::starting_at(offset);
                         lp.push(&names, tok, logprob.as_ref());
@@ -112,6 +121,14 @@ async fn run(
                         prompt_tokens += usage.prompt_tokens;
                     }
                     completion_tokens += usage.completion_tokens;
+                    if let Some(a) = &opts.admission {
+                        let prompt = if c.counts_prompt {
+                            usage.prompt_tokens
+                        } else {
+                            0
+                        };
+                        a.record(prompt as u64, usage.completion_tokens as u64);
+                    }
                     let last = chunk(c.index, text, None, Some(reason.as_str()));
                     if tx.send(sse::event(&last)).await.is_err() {
                         return;
@@ -124,6 +141,9 @@ async fn run(
                 return;
             }
         }
+    }
+    if let Some(a) = &opts.admission {
+        a.finish();
     }
     let usage = opts
         .include_usage

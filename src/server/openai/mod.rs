@@ -44,6 +44,7 @@ fn resolve_model(
         RegistryError::NotReady => ApiError::NotReady,
         other => ApiError::bad(other.to_string(), "model"),
     })?;
+    super::auth::check_model(name.into_iter().chain([model.name()]))?;
     super::router::served_by(&model);
     if model.faults.fail_next() {
         return Err(ApiError::InjectedFault(model.version_label()));

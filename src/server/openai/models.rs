@@ -15,8 +15,14 @@ fn card(m: &ServedModel, id: &str) -> Value {
     })
 }
 
+/// The route's names the caller's key may use.
 fn cards(route: &Route) -> impl Iterator<Item = Value> + '_ {
-    route.names.iter().map(|n| card(&route.stable, n))
+    let caller = crate::server::auth::caller();
+    route
+        .names
+        .iter()
+        .filter(move |n| caller.as_ref().is_none_or(|k| k.allows_model(n)))
+        .map(|n| card(&route.stable, n))
 }
 
 pub fn list(state: &AppState) -> Value {
@@ -29,7 +35,10 @@ pub fn list(state: &AppState) -> Value {
 pub fn get(state: &AppState, id: &str) -> Result<Value, ApiError> {
     let table = state.registry().table();
     match table.route(id) {
-        Some(r) => Ok(card(&r.stable, id)),
+        Some(r) => {
+            crate::server::auth::check_model([id])?;
+            Ok(card(&r.stable, id))
+        }
         None => Err(ApiError::ModelNotFound(id.to_owned())),
     }
 }

@@ -111,7 +111,9 @@ pub fn validate(
         }
         Some(m) => Some(m as usize),
     };
-    let priority = f.priority.unwrap_or(0);
+    let priority = f
+        .priority
+        .unwrap_or_else(crate::server::auth::default_priority);
     let priority = i32::try_from(priority).map_err(|_| {
         ApiError::bad(
             format!("priority must fit in 32 bits, got {priority}"),

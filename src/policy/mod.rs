@@ -1,0 +1,267 @@
+//! Who may call what, and how much: API keys (stored hashed), roles,
+//! tenants, rate limits on requests and tokens, and usage accounting.
+//! Knows nothing of HTTP: the server asks it questions and maps its
+//! answers (`PolicyError`) to status codes.
+
+mod dates;
+mod keyring;
+mod limits;
+mod manage;
+mod role;
+mod secret;
+mod usage;
+
+pub use dates::day_of;
+pub use keyring::ApiKey;
+pub use limits::{Caps, RateInfo, What, WINDOW};
+pub use manage::{
+    create_key, revoke_key, rotate_key, set_tenant_limits, usage_report, KeySpec, NewKey,
+    UsageReport,
+};
+pub use role::Role;
+
+use crate::store::{now_ms, Store, StoreError};
+use keyring::{Found, Keyring};
+use limits::{Limited, Limits, Ticket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use usage::UsageBook;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// No key, an unknown key, or one revoked or expired: 401.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid key whose role or model list does not allow this: 403.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        limited: Limited,
+        info: RateInfo,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The policy of one server process.
+pub struct Policy {
+    store: Arc<Store>,
+    keyring: Keyring,
+    limits: Limits,
+    usage: UsageBook,
+    /// With no live key, serve without one (bound to loopback, or
+    /// `--allow-unauthenticated`); otherwise refuse everything.
+    open_without_keys: bool,
+}
+
+/// Who is calling: a key, or nobody in open mode.
+pub type Caller = Option<Arc<ApiKey>>;
+
+impl Policy {
+    pub fn new(store: Arc<Store>, open_without_keys: bool) -> Result<Self, PolicyError> {
+        let p = Policy {
+            store,
+            keyring: Keyring::default(),
+            limits: Limits::default(),
+            usage: UsageBook::default(),
+            open_without_keys,
+        };
+        p.refresh()?;
+        Ok(p)
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Re-reads keys and tenant limits (blocking: the store is SQLite).
+    pub fn refresh(&self) -> Result<(), PolicyError> {
+        Ok(self.keyring.reload(&self.store)?)
+    }
+
+    /// Writes counted usage to the store (blocking).
+    pub fn flush_usage(&self) -> Result<(), PolicyError> {
+        Ok(self.usage.flush(&self.store)?)
+    }
+
+    pub fn has_live_keys(&self) -> bool {
+        self.keyring.has_live_keys()
+    }
+
+    /// Whether requests need a key at all.
+    pub fn keys_required(&self) -> bool {
+        self.keyring.has_live_keys() || !self.open_without_keys
+    }
+
+    /// The caller of a request with this `Authorization` header value.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, PolicyError> {
+        let Some(header) = authorization else {
+            if !self.keys_required() {
+                return Ok(None);
+            }
+            return Err(PolicyError::Unauthenticated(
+                "this server needs an API key: send `Authorization: Bearer sy-…`".into(),
+            ));
+        };
+        let secret = keyring::bearer(header)?;
+        if !self.keys_required() {
+            // Open mode: a key is neither needed nor checked.
+            return Ok(None);
+        }
+        match self.keyring.find(secret, now_ms()) {
+            Found::Live(k) => Ok(Some(k)),
+            Found::Revoked => Err(PolicyError::Unauthenticated(
+                "this API key was revoked".into(),
+            )),
+            Found::Expired => Err(PolicyError::Unauthenticated(
+                "this API key has expired".into(),
+            )),
+            Found::Unknown => Err(PolicyError::Unauthenticated("invalid API key".into())),
+        }
+    }
+
+    /// Admits a request of `caller` that reserves `tokens` (prompt +
+    /// max_tokens for each choice), or refuses it with the limit it hit.
+    pub fn admit(
+        self: &Arc<Self>,
+        caller: &Caller,
+        tokens: u64,
+    ) -> Result<Option<Admission>, PolicyError> {
+        let Some(key) = caller else {
+            return Ok(None);
+        };
+        let r = &key.record;
+        let caps = Caps {
+            rpm: r.rpm,
+            tpm: r.tpm,
+            concurrent: r.max_concurrent,
+        };
+        let tenant_caps = r.tenant.as_deref().map(|t| {
+            let l = self.keyring.tenant_limits(t).unwrap_or_default();
+            (
+                t,
+                Caps {
+                    rpm: l.rpm,
+                    tpm: l.tpm,
+                    concurrent: l.max_concurrent,
+                },
+            )
+        });
+        let ticket = self
+            .limits
+            .admit((r.id.as_str(), caps), tenant_caps, tokens)
+            .map_err(|refusal| {
+                let l = &refusal.limited;
+                let whose = if refusal.tenant {
+                    format!("tenant `{}`", r.tenant.as_deref().unwrap_or(""))
+                } else {
+                    format!("key `{}`", r.name)
+                };
+                let message = if l.never {
+                    format!(
+                        "this request reserves {tokens} tokens (prompt + max_tokens), more than the \
+                         {} {} of {whose}; lower max_tokens",
+                        l.limit,
+                        l.what.name()
+                    )
+                } else {
+                    format!(
+                        "rate limit reached for {whose}: {} {}; retry in {} s",
+                        l.limit,
+                        l.what.name(),
+                        l.retry_after.as_secs_f64().ceil()
+                    )
+                };
+                PolicyError::RateLimited {
+                    message,
+                    limited: refusal.limited,
+                    info: refusal.info,
+                }
+            })?;
+        Ok(Some(Admission {
+            policy: self.clone(),
+            key: key.clone(),
+            ticket: Some(ticket),
+            prompt: AtomicU64::new(0),
+            completion: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            submitted: std::sync::atomic::AtomicBool::new(false),
+            complete: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+}
+
+/// An admitted request. Dropping it ends the request: its concurrency slot
+/// is given back and its tokens settled, its usage counted.
+pub struct Admission {
+    policy: Arc<Policy>,
+    key: Arc<ApiKey>,
+    ticket: Option<Ticket>,
+    prompt: AtomicU64,
+    completion: AtomicU64,
+    /// Tokens of the choice being generated, not yet recorded.
+    in_flight: AtomicU64,
+    submitted: std::sync::atomic::AtomicBool,
+    complete: std::sync::atomic::AtomicBool,
+}
+
+impl Admission {
+    /// The engine has the request: from now on, tokens may be spent.
+    pub fn submitted(&self) {
+        self.submitted.store(true, Ordering::Relaxed);
+    }
+
+    /// One token generated (streams count as they go, so that a client
+    /// that leaves mid-stream is still charged for what it got).
+    pub fn token(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn info(&self) -> Option<&RateInfo> {
+        self.ticket.as_ref().map(|t| &t.info)
+    }
+
+    /// Tokens a part of the request used (a choice that finished).
+    pub fn record(&self, prompt: u64, completion: u64) {
+        self.in_flight.store(0, Ordering::Relaxed);
+        self.prompt.fetch_add(prompt, Ordering::Relaxed);
+        self.completion.fetch_add(completion, Ordering::Relaxed);
+    }
+
+    /// Everything the request used has been recorded. Without this, a
+    /// request that reached the engine (a client gone mid-way) keeps its
+    /// whole reservation, and one that did not (refused downstream) is
+    /// charged nothing but the request.
+    pub fn finish(&self) {
+        self.complete.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let (prompt, completion) = (
+            self.prompt.load(Ordering::Relaxed),
+            self.completion.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed),
+        );
+        if let Some(ticket) = self.ticket.take() {
+            let used = if self.complete.load(Ordering::Relaxed)
+                || !self.submitted.load(Ordering::Relaxed)
+            {
+                prompt + completion
+            } else {
+                ticket.reserved().max(prompt + completion)
+            };
+            ticket.settle(used);
+        }
+        let r = &self.key.record;
+        self.policy
+            .usage
+            .record(&r.id, r.tenant.as_deref().unwrap_or(""), prompt, completion);
+    }
+}
