@@ -29,6 +29,7 @@ stage() {
 
 stage "system tools"
 # curl drives part of the conformance suite, as users of the API do;
+# openssl makes the TLS tests' certificates;
 # Prometheus (and its promtool) checks the alert rules and scrapes a live
 # server; cmake, ninja and g++ build llama.cpp's tools.
 need() {
@@ -43,6 +44,7 @@ need() {
   fi
 }
 need curl curl
+need openssl openssl
 need promtool prometheus
 need cmake cmake
 need ninja ninja-build

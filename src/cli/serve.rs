@@ -63,6 +63,17 @@ pub struct ServeArgs {
     /// (`switchyard keys create`).
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// Serve HTTPS with this certificate chain (PEM); SIGHUP reloads it
+    /// and the key without dropping connections.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Authorities (PEM) whose client certificates are accepted; the admin
+    /// API then requires one (mTLS). The OpenAI API does not.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 pub fn run(a: ServeArgs) -> CliResult {
@@ -102,6 +113,18 @@ async fn serve(a: ServeArgs) -> CliResult {
         ));
     }
     tokio::spawn(policy_upkeep(policy.clone()));
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = Arc::new(server::Tls::new(server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: a.tls_client_ca.clone(),
+            })?);
+            reload_on_sighup(tls.clone())?;
+            Some(tls)
+        }
+        _ => None,
+    };
     // One compute pool and one KV budget for every engine this process
     // will run.
     let pool = Arc::new(ComputePool::new(
@@ -116,8 +139,13 @@ async fn serve(a: ServeArgs) -> CliResult {
     };
     let loader = Loader::new(settings, pool, a.engine.budget()?);
     let registry = Arc::new(Registry::new(db, loader, a.allow_fault_injection));
-    let state = AppState::new(registry.clone(), policy.clone());
-    tracing::info!(%local, state = %db_path.display(), "listening; loading the models");
+    let state = AppState::new(
+        registry.clone(),
+        policy.clone(),
+        tls.as_ref().is_some_and(|t| t.verifies_clients()),
+    );
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%local, scheme, state = %db_path.display(), "listening; loading the models");
 
     let loading = {
         let state = state.clone();
@@ -159,7 +187,7 @@ async fn serve(a: ServeArgs) -> CliResult {
         grace: seconds(a.shutdown_grace),
         timeout: seconds(a.shutdown_timeout),
     };
-    let server = server::serve(listener, state.clone(), shutdown, shutdown_policy);
+    let server = server::serve(listener, state.clone(), tls, shutdown, shutdown_policy);
     let served = serve_until_done(loading, server).await;
     // Usage counted since the last flush outlives the process.
     let flushed = tokio::task::spawn_blocking(move || policy.flush_usage()).await;
@@ -169,8 +197,31 @@ async fn serve(a: ServeArgs) -> CliResult {
     served
 }
 
+/// SIGHUP: the certificate and key are read again; a file that does not
+/// load leaves the old pair in service.
+fn reload_on_sighup(tls: Arc<server::Tls>) -> CliResult {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP: {e}"))?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: the TLS certificate did not load; the old one stays")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
+    Ok(())
+}
+
 /// Keys and tenant limits re-read every 2 s, so that `switchyard keys`
-/// changes hold within seconds; usage written every 5 s.
+/// changes hold within seconds; usage written every 6 s.
 async fn policy_upkeep(policy: Arc<Policy>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

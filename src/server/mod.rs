@@ -9,8 +9,10 @@ pub mod openai;
 mod router;
 mod sse;
 pub mod state;
+pub mod tls;
 
 pub use state::{AppState, ServedModel};
+pub use tls::{Tls, TlsFiles};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -31,11 +33,25 @@ pub struct ShutdownPolicy {
     pub timeout: Duration,
 }
 
-/// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `listener` until
-/// `shutdown` resolves; then stops as `policy` says.
+/// What the router knows of a request's connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    /// The client presented a certificate the configured authorities
+    /// signed (mTLS).
+    pub client_cert: bool,
+}
+
+/// A TLS handshake that takes longer than this is dropped: a peer that
+/// opens connections and sends nothing must not hold them.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN under TLS) on
+/// `listener` until `shutdown` resolves; then stops as `policy` says.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
     policy: ShutdownPolicy,
 ) -> std::io::Result<()> {
@@ -50,13 +66,34 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let svc = service_fn(move |req| router::route(state.clone(), peer, req));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let (state, builder, watcher, tls) = (
+            state.clone(),
+            builder.clone(),
+            graceful.watcher(),
+            tls.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let Some(tls) = tls else {
+                let conn = Conn {
+                    peer,
+                    client_cert: false,
+                };
+                return serve_connection(&builder, watcher, state, conn, stream).await;
+            };
+            let handshake =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
+            match handshake {
+                Ok(Ok(stream)) => {
+                    let client_cert = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty());
+                    let conn = Conn { peer, client_cert };
+                    serve_connection(&builder, watcher, state, conn, stream).await
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     };
@@ -92,4 +129,20 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    state: Arc<AppState>,
+    conn: Conn,
+    io: I,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| router::route(state.clone(), conn, req));
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    if let Err(e) = watcher.watch(served.into_owned()).await {
+        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
 }

@@ -36,7 +36,7 @@ pub(super) fn user_header() -> Option<String> {
 
 pub async fn route(
     state: Arc<AppState>,
-    peer: std::net::SocketAddr,
+    conn: super::Conn,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, std::convert::Infallible> {
     let started = std::time::Instant::now();
@@ -49,7 +49,7 @@ pub async fn route(
         .filter(|v| !v.is_empty() && v.len() <= 256)
         .map(str::to_owned);
     let ((answer, resolved), rate) =
-        match super::auth::check(state.policy(), peer, &path, req.headers()) {
+        match super::auth::check(state.policy(), conn.peer, &path, req.headers()) {
             Err(e) => ((Err(e), None), None),
             Ok(auth) => {
                 super::auth::scope(
@@ -57,7 +57,7 @@ pub async fn route(
                     USER_HEADER.scope(
                         user,
                         SERVED_BY.scope(std::cell::RefCell::new(None), async {
-                            let answer = dispatch(&state, peer, req).await;
+                            let answer = dispatch(&state, conn, req).await;
                             (answer, SERVED_BY.with(|s| s.borrow_mut().take()))
                         }),
                     ),
@@ -149,7 +149,7 @@ fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
 
 async fn dispatch(
     state: &AppState,
-    peer: std::net::SocketAddr,
+    conn: super::Conn,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, ApiError> {
     let method = req.method().clone();
@@ -159,7 +159,7 @@ async fn dispatch(
         require_json(&req)?;
     }
     if path == super::admin::PREFIX || path.starts_with(&format!("{}/", super::admin::PREFIX)) {
-        return super::admin::dispatch(state, peer, req).await;
+        return super::admin::dispatch(state, conn, req).await;
     }
     match (method, path.as_str()) {
         (Method::GET, "/health") => {

@@ -11,16 +11,20 @@ use std::sync::Arc;
 pub struct AppState {
     registry: Arc<Registry>,
     policy: Arc<Policy>,
+    /// mTLS: the admin API answers only connections with a verified
+    /// client certificate.
+    admin_client_cert: bool,
     /// True until the models given at start (flags and store) are loaded.
     starting: AtomicBool,
     shutting_down: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(registry: Arc<Registry>, policy: Arc<Policy>) -> Arc<Self> {
+    pub fn new(registry: Arc<Registry>, policy: Arc<Policy>, admin_client_cert: bool) -> Arc<Self> {
         Arc::new(AppState {
             registry,
             policy,
+            admin_client_cert,
             starting: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
         })
@@ -32,6 +36,10 @@ impl AppState {
 
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    pub fn admin_needs_client_cert(&self) -> bool {
+        self.admin_client_cert
     }
 
     /// The models given at start are loaded (or failed and were logged).

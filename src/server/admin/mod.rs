@@ -98,9 +98,15 @@ struct Empty {}
 
 pub async fn dispatch(
     state: &AppState,
-    peer: SocketAddr,
+    conn: super::Conn,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, ApiError> {
+    let peer = conn.peer;
+    if state.admin_needs_client_cert() && !conn.client_cert {
+        return Err(ApiError::Forbidden(
+            "the admin API needs a client certificate signed by the configured authority".into(),
+        ));
+    }
     let caller = super::auth::caller();
     if caller.is_none() && !peer.ip().is_loopback() {
         return Err(ApiError::Forbidden(
