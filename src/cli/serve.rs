@@ -74,6 +74,15 @@ pub struct ServeArgs {
     /// API then requires one (mTLS). The OpenAI API does not.
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
+    /// Also serve GET /metrics, without a key, on this address (for a
+    /// scrape network); the main address keeps it for loopback peers and
+    /// operators' keys.
+    #[arg(long)]
+    metrics_addr: Option<String>,
+    /// Write generation request and response bodies (prompts,
+    /// completions) to the log. Off by default: they are users' data.
+    #[arg(long)]
+    log_requests: bool,
 }
 
 pub fn run(a: ServeArgs) -> CliResult {
@@ -144,6 +153,14 @@ async fn serve(a: ServeArgs) -> CliResult {
         policy.clone(),
         tls.as_ref().is_some_and(|t| t.verifies_clients()),
     );
+    state.set_log_requests(a.log_requests);
+    if let Some(addr) = &a.metrics_addr {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on --metrics-addr {addr}: {e}"))?;
+        tracing::info!(addr = %metrics.local_addr().map_err(|e| e.to_string())?, "serving /metrics");
+        tokio::spawn(server::serve_metrics(metrics, state.clone()));
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%local, scheme, state = %db_path.display(), "listening; loading the models");
 

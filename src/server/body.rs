@@ -20,11 +20,16 @@ pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiErro
     parse_json(&read_body(body).await?)
 }
 
-/// The whole body, within the size limit.
+/// A body must arrive within this: a client that trickles one byte at a
+/// time does not hold a handler forever.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The whole body, within the size and time limits.
 pub async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
-    Ok(Limited::new(body, MAX_BODY_BYTES)
-        .collect()
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect());
+    Ok(read
         .await
+        .map_err(|_| ApiError::RequestTimeout(BODY_TIMEOUT.as_secs()))?
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()

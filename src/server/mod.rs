@@ -15,7 +15,7 @@ pub use state::{AppState, ServedModel};
 pub use tls::{Tls, TlsFiles};
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,6 +46,13 @@ pub struct Conn {
 /// opens connections and sends nothing must not hold them.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A request head (or an idle HTTP/1 connection's next one) must arrive
+/// within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Open connections at most.
+const MAX_CONNECTIONS: usize = 8192;
+
 /// Serves HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN under TLS) on
 /// `listener` until `shutdown` resolves; then stops as `policy` says.
 pub async fn serve(
@@ -56,7 +63,21 @@ pub async fn serve(
     policy: ShutdownPolicy,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Request heads must arrive within the timeout (slowloris), which
+    // also closes HTTP/1 connections left idle that long; HTTP/2 peers
+    // that stop answering pings are dropped.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HEADER_TIMEOUT))
+        .keep_alive_timeout(HEADER_TIMEOUT)
+        .max_concurrent_streams(256);
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let accept = |accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>| {
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -64,6 +85,12 @@ pub async fn serve(
                 tracing::warn!(error = %e, "accept failed");
                 return;
             }
+        };
+        // Past the cap a connection is closed at once: file descriptors
+        // and memory stay bounded whatever a peer opens.
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = MAX_CONNECTIONS, "connection refused: too many open");
+            return;
         };
         let _ = stream.set_nodelay(true);
         let (state, builder, watcher, tls) = (
@@ -73,6 +100,7 @@ pub async fn serve(
             tls.clone(),
         );
         tokio::spawn(async move {
+            let _slot = slot;
             let Some(tls) = tls else {
                 let conn = Conn {
                     peer,
@@ -129,6 +157,36 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// `--metrics-addr`: a listener of its own that answers `GET /metrics`
+/// to anyone who reaches it (a scrape network) and nothing else.
+pub async fn serve_metrics(listener: TcpListener, state: Arc<AppState>) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let (state, builder) = (state.clone(), builder.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let state = state.clone();
+                async move {
+                    let found =
+                        req.method() == hyper::Method::GET && req.uri().path() == "/metrics";
+                    Ok::<_, std::convert::Infallible>(if found {
+                        router::metrics_response(&state)
+                    } else {
+                        error::ApiError::NotFound("this address serves only GET /metrics".into())
+                            .into_response()
+                    })
+                }
+            });
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!(%peer, error = %e, "metrics connection ended with an error");
+            }
+        });
+    }
 }
 
 async fn serve_connection<I>(

@@ -57,7 +57,7 @@ pub async fn route(
                     USER_HEADER.scope(
                         user,
                         SERVED_BY.scope(std::cell::RefCell::new(None), async {
-                            let answer = dispatch(&state, conn, req).await;
+                            let answer = dispatch(&state, conn, &request_id, req).await;
                             (answer, SERVED_BY.with(|s| s.borrow_mut().take()))
                         }),
                     ),
@@ -150,6 +150,7 @@ fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
 async fn dispatch(
     state: &AppState,
     conn: super::Conn,
+    request_id: &str,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, ApiError> {
     let method = req.method().clone();
@@ -196,24 +197,25 @@ async fn dispatch(
         }
         (Method::POST, "/v1/completions") => {
             let bytes = read_body(req.into_body()).await?;
+            log_request(state, request_id, &bytes);
             openai::shadow::mirror(state, "/v1/completions", &bytes);
-            reply(openai::completions::handle(state, parse_json(&bytes)?).await?)
+            reply(
+                state,
+                request_id,
+                openai::completions::handle(state, parse_json(&bytes)?).await?,
+            )
         }
         (Method::POST, "/v1/chat/completions") => {
             let bytes = read_body(req.into_body()).await?;
+            log_request(state, request_id, &bytes);
             openai::shadow::mirror(state, "/v1/chat/completions", &bytes);
-            reply(openai::chat::handle(state, parse_json(&bytes)?).await?)
+            reply(
+                state,
+                request_id,
+                openai::chat::handle(state, parse_json(&bytes)?).await?,
+            )
         }
-        (Method::GET, "/metrics") => {
-            for m in state.registry().loaded() {
-                metrics::engine_state(m.name(), &m.version, &m.engine.stats());
-            }
-            Ok(text_response(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics::render(),
-            ))
-        }
+        (Method::GET, "/metrics") => Ok(metrics_response(state)),
         (Method::GET, "" | "/") => ok(json!({
             "name": "switchyard",
             "version": env!("CARGO_PKG_VERSION"),
@@ -239,6 +241,18 @@ async fn dispatch(
     }
 }
 
+/// The Prometheus exposition, engine gauges sampled now.
+pub(super) fn metrics_response(state: &AppState) -> Response<HttpBody> {
+    for m in state.registry().loaded() {
+        metrics::engine_state(m.name(), &m.version, &m.engine.stats());
+    }
+    text_response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        metrics::render(),
+    )
+}
+
 /// The route a path belongs to, for metric labels.
 fn endpoint(path: &str) -> &'static str {
     const KNOWN: [&str; 9] = [
@@ -262,9 +276,22 @@ fn endpoint(path: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-fn reply(r: Reply) -> Result<Response<HttpBody>, ApiError> {
+/// `--log-requests`: the body of a generation request. Off by default:
+/// prompts are the users' data.
+fn log_request(state: &AppState, request_id: &str, body: &[u8]) {
+    if state.log_requests() {
+        tracing::info!(target: "switchyard::requests", request_id, body = %String::from_utf8_lossy(body), "request body");
+    }
+}
+
+fn reply(state: &AppState, request_id: &str, r: Reply) -> Result<Response<HttpBody>, ApiError> {
     Ok(match r {
-        Reply::Json(v) => json_response(StatusCode::OK, &v),
+        Reply::Json(v) => {
+            if state.log_requests() {
+                tracing::info!(target: "switchyard::requests", request_id, body = %v, "response body");
+            }
+            json_response(StatusCode::OK, &v)
+        }
         Reply::Stream(body) => sse_response(body),
     })
 }

@@ -14,6 +14,9 @@ pub struct AppState {
     /// mTLS: the admin API answers only connections with a verified
     /// client certificate.
     admin_client_cert: bool,
+    /// `--log-requests`: generation request and response bodies go to
+    /// the log.
+    log_requests: AtomicBool,
     /// True until the models given at start (flags and store) are loaded.
     starting: AtomicBool,
     shutting_down: AtomicBool,
@@ -25,6 +28,7 @@ impl AppState {
             registry,
             policy,
             admin_client_cert,
+            log_requests: AtomicBool::new(false),
             starting: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
         })
@@ -36,6 +40,14 @@ impl AppState {
 
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    pub fn set_log_requests(&self, on: bool) {
+        self.log_requests.store(on, Ordering::Relaxed);
+    }
+
+    pub fn log_requests(&self) -> bool {
+        self.log_requests.load(Ordering::Relaxed)
     }
 
     pub fn admin_needs_client_cert(&self) -> bool {

@@ -253,3 +253,26 @@ def test_a_server_bound_beyond_loopback_refuses_to_start_without_keys(bin_path):
     )
     assert r.returncode != 0
     assert "without API keys" in r.stderr and "--allow-unauthenticated" in r.stderr
+
+
+def test_metrics_on_their_own_address_and_request_bodies_only_when_asked(bin_path, tmp_path):
+    from conftest import free_port
+
+    db = tmp_path / "state.db"
+    key = create(bin_path, db, "app", "user")["secret"]
+    metrics_port = free_port()
+    log = tmp_path / "server.log"
+    gen = serve_until_done(bin_path, log, ["--model", MODEL], "--state-db", str(db), "--served-model-name", "m",
+                           "--metrics-addr", f"127.0.0.1:{metrics_port}", "--log-requests")
+    base = next(gen)
+    try:
+        assert chat(base, key, max_tokens=2, user="a-marked-prompt").status_code == 200
+        r = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert r.status_code == 200 and "switchyard_" in r.text
+        r = httpx.get(f"http://127.0.0.1:{metrics_port}/v1/models")
+        assert r.status_code == 404 and "only GET /metrics" in r.json()["error"]["message"]
+    finally:
+        gen.close()
+    text = log.read_text()
+    assert "a-marked-prompt" in text and "response body" in text
+    assert key not in text

@@ -253,19 +253,11 @@ async fn blocking<T: Send + 'static>(
 async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
     body: Incoming,
 ) -> Result<T, ApiError> {
-    use http_body_util::BodyExt;
-    let bytes = http_body_util::Limited::new(body, 64 * 1024)
-        .collect()
-        .await
-        .map_err(|_| ApiError::bad("could not read the request body", "body"))?
-        .to_bytes();
+    let bytes = super::body::read_body(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
-        message: format!("the request body is not valid JSON for this endpoint: {e}"),
-        param: None,
-    })
+    super::body::parse_json(&bytes)
 }
 
 /// `?model=NAME&limit=N` (limit 1–10000, default 100).

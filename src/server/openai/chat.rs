@@ -16,6 +16,9 @@ use crate::server::state::AppState;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+const MAX_MESSAGES: usize = 4096;
+const MAX_TOOLS: usize = 128;
+
 pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiError> {
     warn_unknown("/v1/chat/completions", &req.unknown);
     let model = &resolve_model(state, req.model.as_deref(), req.sampling.user.as_deref())?;
@@ -26,6 +29,17 @@ pub async fn handle(state: &AppState, req: ChatRequest) -> Result<Reply, ApiErro
 pub async fn run(model: &Arc<ServedModel>, req: ChatRequest) -> Result<Reply, ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::bad("messages must not be empty", "messages"));
+    }
+    if req.messages.len() > MAX_MESSAGES || req.tools.as_ref().is_some_and(|t| t.len() > MAX_TOOLS)
+    {
+        return Err(ApiError::bad(
+            format!("at most {MAX_MESSAGES} messages and {MAX_TOOLS} tools per request"),
+            if req.messages.len() > MAX_MESSAGES {
+                "messages"
+            } else {
+                "tools"
+            },
+        ));
     }
     let ChatPrompt { text, tools } = prompt::render(
         model,

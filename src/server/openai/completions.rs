@@ -14,6 +14,9 @@ use crate::server::state::AppState;
 use serde_json::json;
 use std::sync::Arc;
 
+/// Prompts in one request: a batch, not a bulk job.
+const MAX_PROMPTS: usize = 64;
+
 pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, ApiError> {
     warn_unknown("/v1/completions", &req.unknown);
     let model = &resolve_model(state, req.model.as_deref(), req.sampling.user.as_deref())?;
@@ -23,6 +26,17 @@ pub async fn handle(state: &AppState, req: CompletionRequest) -> Result<Reply, A
 /// Answers `req` on `model` (a shadow's copy comes here directly).
 pub async fn run(model: &Arc<ServedModel>, req: CompletionRequest) -> Result<Reply, ApiError> {
     let tok = &model.tokenizer;
+    let batch = match &req.prompt {
+        PromptInput::Texts(ts) => ts.len(),
+        PromptInput::TokenLists(ls) => ls.len(),
+        _ => 1,
+    };
+    if batch > MAX_PROMPTS {
+        return Err(ApiError::bad(
+            format!("at most {MAX_PROMPTS} prompts per request, got {batch}"),
+            "prompt",
+        ));
+    }
     let prompts: Vec<Vec<u32>> = match req.prompt {
         PromptInput::Text(t) => vec![tok.encode(&t, true, true)],
         PromptInput::Texts(ts) => ts.iter().map(|t| tok.encode(t, true, true)).collect(),

@@ -12,6 +12,10 @@ use crate::server::state::ServedModel;
 pub const MAX_LOGPROBS: i64 = 20;
 /// Most choices per request.
 pub const MAX_N: i64 = 16;
+/// At most this many `logit_bias` entries (OpenAI's own limit).
+pub const MAX_LOGIT_BIAS: usize = 300;
+/// Stop strings: at most 16, each at most this many bytes.
+pub const MAX_STOP_BYTES: usize = 1024;
 
 pub struct Validated {
     pub params: SamplingParams,
@@ -124,6 +128,14 @@ pub fn validate(
     if stop.len() > 16 {
         return Err(ApiError::bad("at most 16 stop strings are allowed", "stop"));
     }
+    if stop.iter().any(|s| s.len() > MAX_STOP_BYTES) {
+        return Err(ApiError::bad(
+            format!("a stop string may be at most {MAX_STOP_BYTES} bytes long"),
+            "stop",
+        ));
+    }
+    // An empty string would match before the first token: it means nothing.
+    let stop: Vec<String> = stop.into_iter().filter(|s| !s.is_empty()).collect();
     Ok(Validated {
         params: SamplingParams {
             temperature,
@@ -183,6 +195,15 @@ fn penalties(f: &SamplingFields) -> Result<Penalties, ApiError> {
         ));
     }
     let mut logit_bias = Vec::new();
+    if f.logit_bias
+        .as_ref()
+        .is_some_and(|b| b.len() > MAX_LOGIT_BIAS)
+    {
+        return Err(ApiError::bad(
+            format!("logit_bias may hold at most {MAX_LOGIT_BIAS} entries"),
+            "logit_bias",
+        ));
+    }
     for (key, value) in f.logit_bias.iter().flatten() {
         let token: u32 = key.parse().map_err(|_| {
             ApiError::bad(
