@@ -5,7 +5,7 @@
 #      tests compare against, and its Python bindings in the venv (cached),
 #   3. one release build, reused by every stage,
 #   4. the default model and llama.cpp's tokenizer test vectors (cached),
-#   5. cargo's unit and integration tests,
+#   5. cargo's unit and integration tests, each fuzz target for 20 s,
 #   6. the end-to-end tests: the official openai client and the CLI
 #      against the real binary.
 # Each stage prints its duration.
@@ -84,6 +84,9 @@ export SWITCHYARD_TEST_TEXT=$CACHE/tempest.txt
 
 stage "cargo test"
 cargo test --release --locked --workspace
+
+stage "fuzz"
+bash scripts/fuzz.sh "$CACHE" 20
 
 stage "end-to-end tests"
 SWITCHYARD_BIN=$PWD/target/release/switchyard "$VENV/bin/python" -m pytest -q tests/e2e

@@ -52,6 +52,20 @@ fn resolve_model(
     Ok(model)
 }
 
+/// What can be checked of a generation request's body without a model:
+/// it parses for its endpoint, and its sampling fields (response format
+/// and its grammar included) validate. The `request_parser` fuzz target
+/// drives it with arbitrary bytes.
+pub fn check_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
+    let defaults = crate::model::hf::GenerationDefaults::default();
+    let sampling = match path {
+        "/v1/chat/completions" => super::body::parse_json::<types::ChatRequest>(body)?.sampling,
+        "/v1/completions" => super::body::parse_json::<types::CompletionRequest>(body)?.sampling,
+        other => return Err(ApiError::NotFound(format!("no route for {other}"))),
+    };
+    sampling::validate(sampling, &defaults).map(|_| ())
+}
+
 pub(crate) fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
