@@ -9,21 +9,31 @@ use serde_json::Value;
 pub struct AdminClient {
     /// host:port
     authority: String,
+    /// For an https:// server: the TLS client, trusting
+    /// `SWITCHYARD_CA_CERT` and presenting `SWITCHYARD_CLIENT_CERT` /
+    /// `SWITCHYARD_CLIENT_KEY` when set (an admin API behind mTLS).
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     actor: String,
     /// `SWITCHYARD_API_KEY`, sent as a bearer token when set.
     api_key: Option<String>,
 }
 
 impl AdminClient {
-    /// `server` is `http://host:port` (https arrives with TLS).
+    /// `server` is `http://host:port` or `https://host:port`.
     pub fn new(server: &str) -> Result<Self, String> {
-        let authority = server
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("--server {server}: expected http://HOST:PORT"))?
-            .trim_end_matches('/')
-            .to_owned();
+        let expected =
+            || format!("--server {server}: expected http://HOST:PORT or https://HOST:PORT");
+        let (authority, tls) = match (
+            server.strip_prefix("http://"),
+            server.strip_prefix("https://"),
+        ) {
+            (Some(a), _) => (a, None),
+            (_, Some(a)) => (a, Some(tls_client()?)),
+            _ => return Err(expected()),
+        };
+        let authority = authority.trim_end_matches('/').to_owned();
         if authority.is_empty() || authority.contains('/') {
-            return Err(format!("--server {server}: expected http://HOST:PORT"));
+            return Err(expected());
         }
         // The audit trail names who acted: the login of the user running
         // the command.
@@ -35,6 +45,7 @@ impl AdminClient {
             .filter(|k| !k.is_empty());
         Ok(AdminClient {
             authority,
+            tls,
             actor,
             api_key,
         })
@@ -88,10 +99,24 @@ impl AdminClient {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        tokio::spawn(conn);
+        let mut sender = match &self.tls {
+            None => handshake(stream).await,
+            Some(config) => {
+                let host = self
+                    .authority
+                    .rsplit_once(':')
+                    .map_or(&*self.authority, |h| h.0);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| format!("{host}: {e}"))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+                handshake(tls).await
+            }
+        }
+        .map_err(|e| unreachable(&e))?;
         let payload = body.map(Value::to_string).unwrap_or_default();
         let mut req = hyper::Request::builder()
             .method(method)
@@ -118,6 +143,52 @@ impl AdminClient {
             .to_bytes();
         Ok((status, bytes))
     }
+}
+
+async fn handshake<I>(io: I) -> hyper::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// The TLS client of an https:// server: its authority from
+/// `SWITCHYARD_CA_CERT`, a client certificate from `SWITCHYARD_CLIENT_CERT`
+/// and `SWITCHYARD_CLIENT_KEY` when both are set.
+fn tls_client() -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let ca = var("SWITCHYARD_CA_CERT").ok_or(
+        "an https:// server needs SWITCHYARD_CA_CERT: the PEM file of its certificate's authority",
+    )?;
+    let certs = |path: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{path}: {e}"))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(&ca)? {
+        roots.add(c).map_err(|e| format!("{ca}: {e}"))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots);
+    let config = match (var("SWITCHYARD_CLIENT_CERT"), var("SWITCHYARD_CLIENT_KEY")) {
+        (Some(cert), Some(key)) => {
+            let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("{key}: {e}"))?;
+            builder
+                .with_client_auth_cert(certs(&cert)?, key)
+                .map_err(|e| format!("{cert}: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(std::sync::Arc::new(config))
 }
 
 /// Prints a value as indented JSON.

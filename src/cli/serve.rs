@@ -83,6 +83,14 @@ pub struct ServeArgs {
     /// completions) to the log. Off by default: they are users' data.
     #[arg(long)]
     log_requests: bool,
+    /// Seconds a client may take to send a request's head, and an idle
+    /// HTTP/1 connection may stay open (slowloris defence).
+    #[arg(long, default_value_t = 30.0)]
+    header_timeout: f64,
+    /// Seconds a connection (HTTP/1 or HTTP/2) may stay open with no
+    /// request in flight.
+    #[arg(long, default_value_t = 120.0)]
+    idle_timeout: f64,
 }
 
 pub fn run(a: ServeArgs) -> CliResult {
@@ -204,7 +212,12 @@ async fn serve(a: ServeArgs) -> CliResult {
         grace: seconds(a.shutdown_grace),
         timeout: seconds(a.shutdown_timeout),
     };
-    let server = server::serve(listener, state.clone(), tls, shutdown, shutdown_policy);
+    let listen = server::Listen {
+        tls,
+        header_timeout: seconds(a.header_timeout).max(std::time::Duration::from_millis(100)),
+        idle_timeout: seconds(a.idle_timeout).max(std::time::Duration::from_millis(100)),
+    };
+    let server = server::serve(listener, state.clone(), listen, shutdown, shutdown_policy);
     let served = serve_until_done(loading, server).await;
     // Usage counted since the last flush outlives the process.
     let flushed = tokio::task::spawn_blocking(move || policy.flush_usage()).await;

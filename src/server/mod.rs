@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod body;
 pub mod error;
+mod idle;
 pub mod openai;
 mod router;
 mod sse;
@@ -46,9 +47,16 @@ pub struct Conn {
 /// opens connections and sends nothing must not hold them.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A request head (or an idle HTTP/1 connection's next one) must arrive
-/// within this.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How connections are taken: TLS or not, and how long a peer may take.
+pub struct Listen {
+    pub tls: Option<Arc<Tls>>,
+    /// A request head (or an idle HTTP/1 connection's next one) must
+    /// arrive within this; HTTP/2 peers are pinged this often and dropped
+    /// when a ping goes unanswered as long.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight this long is closed.
+    pub idle_timeout: Duration,
+}
 
 /// Open connections at most.
 const MAX_CONNECTIONS: usize = 8192;
@@ -58,7 +66,7 @@ const MAX_CONNECTIONS: usize = 8192;
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
-    tls: Option<Arc<Tls>>,
+    listen: Listen,
     shutdown: impl Future<Output = ()>,
     policy: ShutdownPolicy,
 ) -> std::io::Result<()> {
@@ -70,14 +78,15 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(listen.header_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(HEADER_TIMEOUT))
-        .keep_alive_timeout(HEADER_TIMEOUT)
+        .keep_alive_interval(Some(listen.header_timeout))
+        .keep_alive_timeout(listen.header_timeout)
         .max_concurrent_streams(256);
     let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (tls, idle_timeout) = (listen.tls, listen.idle_timeout);
     let accept = |accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>| {
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -106,7 +115,8 @@ pub async fn serve(
                     peer,
                     client_cert: false,
                 };
-                return serve_connection(&builder, watcher, state, conn, stream).await;
+                return serve_connection(&builder, watcher, state, conn, idle_timeout, stream)
+                    .await;
             };
             let handshake =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
@@ -118,7 +128,7 @@ pub async fn serve(
                         .peer_certificates()
                         .is_some_and(|c| !c.is_empty());
                     let conn = Conn { peer, client_cert };
-                    serve_connection(&builder, watcher, state, conn, stream).await
+                    serve_connection(&builder, watcher, state, conn, idle_timeout, stream).await
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -194,13 +204,40 @@ async fn serve_connection<I>(
     watcher: hyper_util::server::graceful::Watcher,
     state: Arc<AppState>,
     conn: Conn,
+    idle_timeout: Duration,
     io: I,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| router::route(state.clone(), conn, req));
+    let activity = idle::Activity::new();
+    let requests = activity.clone();
+    let svc = service_fn(move |req| {
+        let (state, in_flight) = (state.clone(), requests.begin());
+        async move {
+            let resp = router::route(state, conn, req).await?;
+            Ok::<_, std::convert::Infallible>(idle::track(resp, in_flight))
+        }
+    });
     let served = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    if let Err(e) = watcher.watch(served.into_owned()).await {
-        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    let served = watcher.watch(served.into_owned());
+    tokio::pin!(served);
+    // Checked a few times per timeout: closing may come up to a quarter
+    // late, never early.
+    let mut tick = tokio::time::interval(idle_timeout / 4);
+    loop {
+        tokio::select! {
+            done = &mut served => {
+                if let Err(e) = done {
+                    tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = tick.tick() => {
+                if activity.idle_for() >= idle_timeout {
+                    tracing::debug!(peer = %conn.peer, "closing an idle connection");
+                    return;
+                }
+            }
+        }
     }
 }

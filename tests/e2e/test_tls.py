@@ -113,3 +113,18 @@ def test_a_certificate_and_key_that_do_not_match_stop_the_server_with_the_reason
     )
     assert r.returncode != 0
     assert "server.pem" in r.stderr and "ops.key" in r.stderr
+
+
+def test_the_cli_reaches_the_admin_api_over_https_with_a_client_certificate(https, bin_path, pki):
+    import os
+
+    env = {**os.environ, "SWITCHYARD_CA_CERT": str(pki / "ca.pem")}
+    run = lambda env: subprocess.run([bin_path, "models", "list", "--server", https, "--json"],
+                                     capture_output=True, text=True, timeout=60, env=env)
+    r = run(env)
+    assert r.returncode != 0 and "403" in r.stderr and "client certificate" in r.stderr
+    r = run({**env, "SWITCHYARD_CLIENT_CERT": str(pki / "ops.pem"), "SWITCHYARD_CLIENT_KEY": str(pki / "ops.key")})
+    assert r.returncode == 0, r.stderr
+    assert "m" in r.stdout
+    r = run({k: v for k, v in env.items() if k != "SWITCHYARD_CA_CERT"})
+    assert r.returncode != 0 and "SWITCHYARD_CA_CERT" in r.stderr
