@@ -103,6 +103,15 @@ pub enum What {
 }
 
 impl What {
+    /// A metric label: requests, tokens or concurrent.
+    pub fn label(self) -> &'static str {
+        match self {
+            What::Requests => "requests",
+            What::Tokens => "tokens",
+            What::Concurrent => "concurrent",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             What::Requests => "requests per minute",

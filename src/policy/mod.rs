@@ -35,18 +35,25 @@ pub enum PolicyError {
     /// A valid key whose role or model list does not allow this: 403.
     #[error("{0}")]
     Forbidden(String),
-    #[error("{message}")]
-    RateLimited {
-        message: String,
-        limited: Limited,
-        info: RateInfo,
-    },
+    #[error("{}", .0.message)]
+    RateLimited(Box<RateLimited>),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A request refused by a limit.
+#[derive(Debug)]
+pub struct RateLimited {
+    pub message: String,
+    pub limited: Limited,
+    /// The tenant's limit refused it, not the key's.
+    pub tenant: bool,
+    /// The key's standing, for the `x-ratelimit-*` headers.
+    pub info: RateInfo,
 }
 
 /// The policy of one server process.
@@ -178,11 +185,12 @@ impl Policy {
                         l.retry_after.as_secs_f64().ceil()
                     )
                 };
-                PolicyError::RateLimited {
+                PolicyError::RateLimited(Box::new(RateLimited {
                     message,
                     limited: refusal.limited,
+                    tenant: refusal.tenant,
                     info: refusal.info,
-                }
+                }))
             })?;
         Ok(Some(Admission {
             policy: self.clone(),

@@ -72,7 +72,7 @@ impl ApiError {
             ApiError::Policy(e) => match e {
                 PolicyError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
                 PolicyError::Forbidden(_) => StatusCode::FORBIDDEN,
-                PolicyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                PolicyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                 PolicyError::Invalid(_) => StatusCode::BAD_REQUEST,
                 PolicyError::NotFound(_) => StatusCode::NOT_FOUND,
                 PolicyError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,7 +127,7 @@ impl ApiError {
             ApiError::Policy(PolicyError::Unauthenticated(_)) => {
                 ("invalid_request_error", Some("invalid_api_key"))
             }
-            ApiError::Policy(PolicyError::RateLimited { .. }) => {
+            ApiError::Policy(PolicyError::RateLimited(_)) => {
                 ("rate_limit_error", Some("rate_limit_exceeded"))
             }
             ApiError::Registry(RegistryError::NoRoom(_)) => {
@@ -173,15 +173,15 @@ impl ApiError {
         }
         let retry_after = match &self {
             ApiError::Engine(EngineError::QueueFull { retry_after_s, .. }) => Some(*retry_after_s),
-            ApiError::Policy(PolicyError::RateLimited { limited, .. }) => {
-                Some(limited.retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            ApiError::Policy(PolicyError::RateLimited(r)) => {
+                Some(r.limited.retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
             _ => None,
         };
         let mut resp = super::body::json_response(status, &self.envelope());
         match &self {
-            ApiError::Policy(PolicyError::RateLimited { info, .. }) => {
-                super::auth::rate_headers(&mut resp, info)
+            ApiError::Policy(PolicyError::RateLimited(r)) => {
+                super::auth::rate_headers(&mut resp, &r.info)
             }
             ApiError::Policy(PolicyError::Unauthenticated(_)) => {
                 resp.headers_mut().insert(
@@ -198,6 +198,26 @@ impl ApiError {
             );
         }
         resp
+    }
+
+    /// (scope, limit) of a refusal by a key's or tenant's limit, for
+    /// `switchyard_rate_limited_total`.
+    pub fn rate_limit_labels(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            ApiError::Policy(PolicyError::RateLimited(r)) => Some((
+                if r.tenant { "tenant" } else { "key" },
+                r.limited.what.label(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// A refusal for the caller's credentials (401) or rights (403).
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Policy(PolicyError::Unauthenticated(_) | PolicyError::Forbidden(_))
+        )
     }
 
     /// OpenAI's error object, also sent as an event when a stream fails.

@@ -65,10 +65,18 @@ pub async fn route(
                 .await
             }
         };
+    let (mut refusal, mut auth_failure) = (None, false);
     let mut resp = match answer {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            refusal = e.rate_limit_labels();
+            auth_failure = e.is_auth_failure();
+            e.into_response()
+        }
     };
+    if auth_failure {
+        metrics::auth_failed(resp.status().as_u16());
+    }
     if let Some(info) = &rate {
         super::auth::rate_headers(&mut resp, info);
     }
@@ -91,6 +99,9 @@ pub async fn route(
             endpoint(&path),
             resp.status().as_u16(),
         );
+        if let Some((scope, limit)) = refusal {
+            metrics::rate_limited(m.name(), &m.version, scope, limit);
+        }
     }
     // The access log names the request, never its prompt or completion.
     tracing::info!(

@@ -40,6 +40,8 @@ pub const GPU_SM_CLOCK: &str = "switchyard_gpu_sm_clock_hertz";
 pub const ROLLOUT_TRAFFIC_RATIO: &str = "switchyard_rollout_traffic_ratio";
 pub const ROLLOUT_STATE: &str = "switchyard_rollout_state";
 pub const PROMPT_TOKENS_TOTAL: &str = "switchyard_prompt_tokens_total";
+pub const RATE_LIMITED: &str = "switchyard_rate_limited_total";
+pub const AUTH_FAILURES: &str = "switchyard_auth_failures_total";
 pub const GENERATION_TOKENS_TOTAL: &str = "switchyard_generation_tokens_total";
 
 /// Latency buckets from 0.5 ms to 2 minutes, about three per decade: they
@@ -95,6 +97,14 @@ fn describe() {
     describe_counter!(
         REQUESTS_TOTAL,
         "HTTP requests answered, by model, version, endpoint and status code"
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused (429) by an API key's or its tenant's limit, by model, version, scope (key or tenant) and limit (requests, tokens or concurrent); counted in switchyard_requests_total too"
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Requests refused for their credentials, by status: 401 (no key, or an unknown, revoked or expired one) or 403 (a role or model the key lacks)"
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the build");
     describe_gauge!(
@@ -364,6 +374,21 @@ pub fn request_answered(model: &str, version: &str, endpoint: &'static str, stat
         "status" => status.to_string()
     )
     .increment(1);
+}
+
+pub fn rate_limited(model: &str, version: &str, scope: &'static str, limit: &'static str) {
+    metrics::counter!(
+        RATE_LIMITED,
+        "model" => model.to_owned(),
+        "version" => version.to_owned(),
+        "scope" => scope,
+        "limit" => limit
+    )
+    .increment(1);
+}
+
+pub fn auth_failed(status: u16) {
+    metrics::counter!(AUTH_FAILURES, "status" => status.to_string()).increment(1);
 }
 
 /// The Prometheus text exposition of every metric; empty before `install`.

@@ -189,6 +189,12 @@ def test_two_hundred_concurrent_requests_admit_exactly_the_requests_per_minute(k
     ok = next(r for r in answers if r.status_code == 200)
     assert ok.headers["x-ratelimit-limit-requests"] == "50"
     assert int(ok.headers["x-ratelimit-remaining-requests"]) < 50
+    # SREs see them apart from the queue's 429s.
+    metrics = httpx.get(f"{base}/metrics").text
+    counted = [l for l in metrics.splitlines() if l.startswith("switchyard_rate_limited_total{")
+               and 'limit="requests"' in l and 'scope="key"' in l]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 150, counted
+    assert 'switchyard_auth_failures_total{status="401"}' in metrics
 
 
 def test_a_tokens_per_minute_budget_is_never_overshot_by_concurrent_requests(keyed):
