@@ -120,7 +120,7 @@ pub fn run(c: KeysCommand) -> CliResult {
                 let state = match (k.revoked_at, k.expires_at) {
                     (Some(_), _) => "revoked".to_owned(),
                     (None, Some(e)) if e <= store::now_ms() => "expired".to_owned(),
-                    (None, Some(e)) => format!("expires {}", policy_day(e)),
+                    (None, Some(e)) => format!("expires {}", store::dates::day_of(e)),
                     (None, None) => "live".to_owned(),
                 };
                 println!(
@@ -185,10 +185,6 @@ pub fn run(c: KeysCommand) -> CliResult {
             Ok(())
         }
     }
-}
-
-fn policy_day(ms: i64) -> String {
-    policy::day_of(ms)
 }
 
 fn print_new(made: &policy::NewKey, json: bool) -> CliResult {

@@ -418,7 +418,7 @@ fn history_table(v: &Value) -> String {
         };
         out.push_str(&format!(
             "\n{:<24} {:<24} {:<9} {:<20} {:<6} {}",
-            utc(at),
+            store::dates::utc(at),
             text(e, "actor"),
             text(e, "action"),
             target,
@@ -427,36 +427,4 @@ fn history_table(v: &Value) -> String {
         ));
     }
     out
-}
-
-/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS.mmm`.
-fn utc(ms: i64) -> String {
-    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{millis:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps_print_as_utc() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00.000");
-        assert_eq!(super::utc(951_782_400_123), "2000-02-29 00:00:00.123");
-        assert_eq!(super::utc(1_796_069_050_243), "2026-11-30 20:04:10.243");
-    }
 }

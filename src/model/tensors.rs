@@ -38,6 +38,16 @@ pub enum LayerWeight {
     Down,
 }
 
+impl LayerWeight {
+    /// Every per-layer weight an architecture here may have.
+    pub const ALL: [LayerWeight; 15] = {
+        use LayerWeight::*;
+        [
+            AttnNorm, Q, K, V, O, QBias, KBias, VBias, OBias, QNorm, KNorm, FfnNorm, Gate, Up, Down,
+        ]
+    };
+}
+
 /// The element type of a stored tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoredType {

@@ -2,10 +2,10 @@
 //! reports: shared by `switchyard keys` (on the state database, with or
 //! without a server running) and the admin API.
 
-use super::dates::{day_of, parse};
 use super::role::Role;
 use super::secret;
 use super::PolicyError;
+use crate::store::dates::{day_of, parse};
 use crate::store::{now_ms, KeyRecord, Store, TenantLimits, UsageRow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

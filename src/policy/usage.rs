@@ -2,7 +2,7 @@
 //! written to the store in batches (every few seconds and at shutdown):
 //! one transaction per batch rather than a synchronous write per request.
 
-use super::dates::day_of;
+use crate::store::dates::day_of;
 use crate::store::{now_ms, Store, StoreError, UsageRow};
 use dashmap::DashMap;
 

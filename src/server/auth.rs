@@ -60,7 +60,16 @@ pub fn check(
     path: &str,
     headers: &HeaderMap,
 ) -> Result<Auth, ApiError> {
-    let need = need(path);
+    let open = Auth {
+        policy: policy.clone(),
+        caller: None,
+    };
+    let required = match need(path) {
+        Need::Nothing => return Ok(open),
+        Need::Metrics if peer.ip().is_loopback() => return Ok(open),
+        Need::Metrics => Role::Operator,
+        Need::Role(r) => r,
+    };
     let header = headers
         .get(hyper::header::AUTHORIZATION)
         .map(|v| {
@@ -68,21 +77,7 @@ pub fn check(
                 .map_err(|_| unauthenticated("the Authorization header is not text"))
         })
         .transpose()?;
-    let open = Auth {
-        policy: policy.clone(),
-        caller: None,
-    };
-    match need {
-        Need::Nothing => return Ok(open),
-        Need::Metrics if peer.ip().is_loopback() => return Ok(open),
-        _ => {}
-    }
     let caller = policy.authenticate(header)?;
-    let required = match need {
-        Need::Role(r) => r,
-        Need::Metrics => Role::Operator,
-        Need::Nothing => Role::User,
-    };
     if let Some(key) = &caller {
         if key.role < required {
             return Err(PolicyError::Forbidden(format!(

@@ -89,12 +89,15 @@ pub struct UsageRow {
 const KEY_COLUMNS: &str = "id, name, role, tenant, hash, rpm, tpm, max_concurrent, models, \
      priority, expires_at, created_at, created_by, revoked_at, replaces";
 
+/// An optional limit column (stored as a signed integer).
+fn count(r: &Row, i: usize) -> rusqlite::Result<Option<u64>> {
+    Ok(r.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64))
+}
+
 fn key_row(r: &Row) -> rusqlite::Result<KeyRecord> {
     let hash: Vec<u8> = r.get(4)?;
     let models: Option<String> = r.get(8)?;
-    let count = |i: usize| -> rusqlite::Result<Option<u64>> {
-        Ok(r.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64))
-    };
+    let count = |i| count(r, i);
     Ok(KeyRecord {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -263,14 +266,11 @@ impl Store {
                 "SELECT tenant, rpm, tpm, max_concurrent FROM tenant_limits ORDER BY tenant",
             )?;
             let rows = st.query_map([], |r| {
-                let count = |i: usize| -> rusqlite::Result<Option<u64>> {
-                    Ok(r.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64))
-                };
                 Ok(TenantLimits {
                     tenant: r.get(0)?,
-                    rpm: count(1)?,
-                    tpm: count(2)?,
-                    max_concurrent: count(3)?,
+                    rpm: count(r, 1)?,
+                    tpm: count(r, 2)?,
+                    max_concurrent: count(r, 3)?,
                 })
             })?;
             rows.collect()

@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 mod catalog;
+pub mod dates;
 pub mod db;
 mod digest;
 mod evaluations;

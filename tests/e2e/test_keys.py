@@ -282,3 +282,27 @@ def test_metrics_on_their_own_address_and_request_bodies_only_when_asked(bin_pat
     text = log.read_text()
     assert "a-marked-prompt" in text and "response body" in text
     assert key not in text
+
+
+def test_metrics_off_loopback_need_an_operator_key(bin_path, tmp_path):
+    from test_rollout import non_loopback_address
+
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address off loopback")
+    db = tmp_path / "state.db"
+    user = create(bin_path, db, "app", "user")["secret"]
+    operator = create(bin_path, db, "sre", "operator")["secret"]
+    gen = serve_until_done(bin_path, tmp_path / "server.log", ["--model", MODEL], "--state-db", str(db),
+                           "--host", "0.0.0.0")
+    base = next(gen)
+    try:
+        far = f"http://{address}:{base.rsplit(':', 1)[1]}/metrics"
+        assert httpx.get(far).status_code == 401
+        assert httpx.get(far, headers=bearer(user)).status_code == 403
+        r = httpx.get(far, headers=bearer(operator))
+        assert r.status_code == 200 and "switchyard_" in r.text
+        # On loopback it stays open for a local Prometheus.
+        assert httpx.get(f"{base}/metrics").status_code == 200
+    finally:
+        gen.close()

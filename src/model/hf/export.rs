@@ -23,14 +23,6 @@ use crate::model::tensors::{LayerWeight, StoredType, TensorStore, Weight};
 use crate::model::tokenizer::ExportHints;
 use std::path::Path;
 
-/// Every per-layer weight an architecture here may have.
-const LAYER_WEIGHTS: [LayerWeight; 15] = {
-    use LayerWeight::*;
-    [
-        AttnNorm, Q, K, V, O, QBias, KBias, VBias, OBias, QNorm, KNorm, FfnNorm, Gate, Up, Down,
-    ]
-};
-
 pub fn to_gguf(dir: &Path) -> Result<GgufContents> {
     let cfg = read_config(dir)?;
     let bad = |detail: String| ModelError::Malformed {
@@ -62,7 +54,7 @@ pub fn to_gguf(dir: &Path) -> Result<GgufContents> {
         weights.push(Weight::Output);
     }
     for l in 0..model.n_layers {
-        weights.extend(LAYER_WEIGHTS.iter().map(|&lw| Weight::Layer(l, lw)));
+        weights.extend(LayerWeight::ALL.map(|lw| Weight::Layer(l, lw)));
     }
     for w in weights {
         let Some(t) = store.get(w)? else {

@@ -48,18 +48,21 @@ pub async fn dispatch(
                 .await,
             )
         }
-        (&Method::POST, ["keys", id, action @ ("revoke" | "rotate")]) => {
-            let (id, action) = (id.to_string(), action.to_string());
-            let done = blocking(p, move |p| match action.as_str() {
-                "revoke" => to_value(policy::revoke_key(p.store(), &id, &who)?),
-                _ => to_value(policy::rotate_key(p.store(), &id, &who)?),
+        (&Method::POST, ["keys", id, "revoke"]) => {
+            let id = id.to_string();
+            ok(blocking(p, move |p| {
+                to_value(policy::revoke_key(p.store(), &id, &who)?)
             })
-            .await;
-            if action_is_rotate(segments) {
-                created(done)
-            } else {
-                ok(done)
-            }
+            .await)
+        }
+        (&Method::POST, ["keys", id, "rotate"]) => {
+            let id = id.to_string();
+            created(
+                blocking(p, move |p| {
+                    to_value(policy::rotate_key(p.store(), &id, &who)?)
+                })
+                .await,
+            )
         }
         (&Method::PUT, ["tenants", tenant]) => {
             let b: TenantBody = match read_json(body).await {
@@ -96,10 +99,6 @@ pub async fn dispatch(
         }
         _ => return None,
     })
-}
-
-fn action_is_rotate(segments: &[&str]) -> bool {
-    segments.last() == Some(&"rotate")
 }
 
 fn to_value(v: impl serde::Serialize) -> Result<Value, PolicyError> {

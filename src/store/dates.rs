@@ -1,7 +1,21 @@
-//! UTC calendar days without a calendar crate: usage is kept per day, and
-//! keys expire on a date.
+//! UTC calendar dates of the times the store records, without a calendar
+//! crate: usage is kept per day, keys expire on a date, the audit trail
+//! prints its times.
 
 const DAY_MS: i64 = 86_400_000;
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS.mmm`.
+pub fn utc(ms: i64) -> String {
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{millis:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
 
 /// `YYYY-MM-DD` of a Unix time in milliseconds.
 pub fn day_of(ms: i64) -> String {
@@ -56,7 +70,8 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// The (year, month, day) of a count of days since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -71,6 +86,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_print_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000");
+        assert_eq!(utc(951_782_400_123), "2000-02-29 00:00:00.123");
+        assert_eq!(utc(1_796_069_050_243), "2026-11-30 20:04:10.243");
+    }
 
     #[test]
     fn days_round_trip_and_bad_dates_are_refused() {
