@@ -108,6 +108,11 @@ impl KvBatch {
         self.positions.len()
     }
 
+    /// Sequences in the step.
+    pub fn sequences(&self) -> usize {
+        self.starts.len() - 1
+    }
+
     pub fn table(&self, seq: usize) -> &[u32] {
         &self.tables[self.starts[seq]..self.starts[seq + 1]]
     }

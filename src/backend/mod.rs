@@ -4,10 +4,11 @@
 
 pub mod bytes;
 pub mod cpu;
+pub mod cuda;
+pub mod device;
 pub mod kv;
 pub mod quant;
-#[cfg(test)]
-pub(crate) mod testing;
+pub mod testing;
 
 pub use bytes::SharedBytes;
 pub use kv::{KvBatch, KvDtype, KvShape};
@@ -70,6 +71,8 @@ pub enum BackendError {
     Matrix(String),
     #[error("not enough memory for {what}: {detail}")]
     OutOfMemory { what: &'static str, detail: String },
+    #[error("device failure: {0}")]
+    Device(String),
 }
 
 /// The operations of a decoder-only transformer step over T tokens. Buffers
@@ -131,4 +134,9 @@ pub trait Backend: Send + Sync + 'static {
     fn gather_rows(&self, x: &Self::Buffer, rows: &[usize], out: &mut Self::Buffer);
     /// Copies a buffer to host memory, row-major.
     fn read(&self, x: &Self::Buffer) -> Vec<f32>;
+    /// Whether every operation so far ran: a device backend whose launch
+    /// failed says so here (its operations cannot return errors).
+    fn check(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
 }

@@ -1,4 +1,5 @@
-//! Deterministic test data shared by the kernel and model tests.
+//! Deterministic test data shared by the kernel and model tests and by
+//! doctor's checks of a device against the CPU.
 
 /// `n` values spread uniformly over [-width/2, width/2), from `seed`
 /// (xorshift64: the same on every machine).

@@ -1,6 +1,7 @@
 //! The engine's sizing flags, shared by `serve` and `generate`, named as
 //! vLLM names them.
 
+use crate::backend::device::{Device, DeviceChoice};
 use crate::backend::KvDtype;
 use crate::engine::{parse_memory, physical_memory, EngineConfig, KvBudget};
 use clap::Args;
@@ -44,10 +45,21 @@ pub struct EngineArgs {
     /// and within rounding of the exact f32 computation.
     #[arg(long)]
     pub exact_activations: bool,
+    /// Where to compute: auto (the first CUDA device when one is usable,
+    /// else the CPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
 }
 
 impl EngineArgs {
-    pub fn config(&self) -> Result<EngineConfig, String> {
+    /// Opens `--device`; compiled kernels are cached under
+    /// $SWITCHYARD_HOME/cache/ptx.
+    pub fn open_device(&self) -> Result<Device, String> {
+        let cache = crate::store::artifacts::home().join("cache").join("ptx");
+        Device::open(self.device, Some(&cache))
+    }
+
+    pub fn config(&self, device: &Device) -> Result<EngineConfig, String> {
         let kv_dtype = KvDtype::from_name(&self.kv_cache_dtype).ok_or_else(|| {
             format!(
                 "--kv-cache-dtype {}: expected f32, f16 or bf16",
@@ -61,7 +73,7 @@ impl EngineArgs {
             block_size: self.block_size,
             kv_dtype,
             prefix_caching: !self.no_enable_prefix_caching,
-            max_kv_bytes: Some(self.per_version_bytes()?),
+            max_kv_bytes: Some(self.per_version_bytes(device)?),
             ..EngineConfig::default()
         };
         config.validate()?;
@@ -69,20 +81,30 @@ impl EngineArgs {
     }
 
     /// The process-wide KV budget every engine draws from.
-    pub fn budget(&self) -> Result<Arc<KvBudget>, String> {
-        Ok(KvBudget::new(self.budget_bytes()?))
+    pub fn budget(&self, device: &Device) -> Result<Arc<KvBudget>, String> {
+        Ok(KvBudget::new(self.budget_bytes(device)?))
     }
 
-    fn budget_bytes(&self) -> Result<usize, String> {
-        let physical = physical_memory();
+    /// On the CPU, shares are of physical memory and `auto` is 4 GiB at
+    /// most a quarter of it; on a GPU, shares are of the device's memory
+    /// and `auto` is 40% of what is free before the weights load (vLLM
+    /// sizes its cache the same way, after profiling).
+    fn budget_bytes(&self, device: &Device) -> Result<usize, String> {
+        let (memory, auto) = match device {
+            Device::Cpu => {
+                let physical = physical_memory();
+                (physical, (4usize << 30).min(physical / 4))
+            }
+            Device::Cuda(dev) => (dev.info.total_memory, dev.info.free_memory / 10 * 4),
+        };
         if self.kv_cache_memory == "auto" {
-            return Ok((4usize << 30).min(physical / 4));
+            return Ok(auto);
         }
-        parse_memory(&self.kv_cache_memory, physical).map_err(|e| format!("--kv-cache-memory: {e}"))
+        parse_memory(&self.kv_cache_memory, memory).map_err(|e| format!("--kv-cache-memory: {e}"))
     }
 
-    fn per_version_bytes(&self) -> Result<usize, String> {
-        let budget = self.budget_bytes()?;
+    fn per_version_bytes(&self, device: &Device) -> Result<usize, String> {
+        let budget = self.budget_bytes(device)?;
         if self.kv_cache_per_version == "auto" {
             return Ok(budget / 2);
         }

@@ -3,6 +3,7 @@
 use super::engine_args::EngineArgs;
 use super::{resolve::ModelArgs, CliResult};
 use crate::backend::cpu::{pool, ComputePool, CpuBackend};
+use crate::backend::device::{Device, DeviceChoice};
 use crate::engine;
 use crate::registry::eval::perplexity;
 use clap::{Args, Subcommand};
@@ -47,6 +48,11 @@ fn run_perplexity(a: PerplexityArgs) -> CliResult {
     let text = std::fs::read_to_string(&a.text)
         .map_err(|e| format!("--text {}: {e}", a.text.display()))?;
     let source = a.model.source()?;
+    if let DeviceChoice::Cuda(_) = a.engine.device {
+        return Err(
+            "eval perplexity runs on the CPU (the reference backend); use --device cpu".into(),
+        );
+    }
     let threads = a.threads.unwrap_or_else(pool::physical_cores);
     let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
         .with_exact_activations(a.engine.exact_activations);
@@ -65,8 +71,8 @@ fn run_perplexity(a: PerplexityArgs) -> CliResult {
         backend,
         loaded.model,
         loaded.tokenizer,
-        &a.engine.config()?,
-        &a.engine.budget()?,
+        &a.engine.config(&Device::Cpu)?,
+        &a.engine.budget(&Device::Cpu)?,
     )
     .map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();

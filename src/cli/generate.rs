@@ -3,7 +3,12 @@
 
 use super::{resolve::ModelArgs, CliResult};
 use crate::backend::cpu::{pool, ComputePool, CpuBackend};
+use crate::backend::cuda::CudaBackend;
+use crate::backend::device::Device;
+use crate::backend::Backend;
+use crate::backend::WeightFormat;
 use crate::engine::{self, Event, GenerateRequest, SamplingParams};
+use crate::model::ModelSource;
 use clap::Args;
 use std::io::Write;
 use std::sync::Arc;
@@ -41,10 +46,26 @@ pub struct GenerateArgs {
 pub fn run(a: GenerateArgs) -> CliResult {
     let source = a.model.source()?;
     let dtype = a.model.dtype()?;
-    let threads = a.threads.unwrap_or_else(pool::physical_cores);
-    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
-        .with_exact_activations(a.engine.exact_activations);
-    let loaded = crate::model::loaded::load(&source, dtype, &backend).map_err(|e| e.to_string())?;
+    let device = a.engine.open_device()?;
+    match &device {
+        Device::Cpu => {
+            let threads = a.threads.unwrap_or_else(pool::physical_cores);
+            let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
+                .with_exact_activations(a.engine.exact_activations);
+            generate(backend, &device, &a, &source, dtype)
+        }
+        Device::Cuda(dev) => generate(CudaBackend::new(dev.clone()), &device, &a, &source, dtype),
+    }
+}
+
+fn generate<B: Backend>(
+    backend: B,
+    device: &Device,
+    a: &GenerateArgs,
+    source: &ModelSource,
+    dtype: Option<WeightFormat>,
+) -> CliResult {
+    let loaded = crate::model::loaded::load(source, dtype, &backend).map_err(|e| e.to_string())?;
     let prompt = if a.chat {
         let template = loaded
             .template
@@ -67,8 +88,8 @@ pub fn run(a: GenerateArgs) -> CliResult {
         backend,
         loaded.model,
         loaded.tokenizer.clone(),
-        &a.engine.config()?,
-        &a.engine.budget()?,
+        &a.engine.config(device)?,
+        &a.engine.budget(device)?,
     )
     .map_err(|e| e.to_string())?;
     let params = SamplingParams {

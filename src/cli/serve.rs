@@ -147,14 +147,16 @@ async fn serve(a: ServeArgs) -> CliResult {
     let pool = Arc::new(ComputePool::new(
         a.threads.unwrap_or_else(pool::physical_cores),
     ));
+    let device = a.engine.open_device()?;
     let settings = LoadSettings {
-        engine: a.engine.config()?,
+        engine: a.engine.config(&device)?,
         max_model_len: a.max_model_len,
         default_max_tokens: a.default_max_tokens,
         exact_activations: a.engine.exact_activations,
         chat_template: a.chat_template.clone(),
+        device: device.clone(),
     };
-    let loader = Loader::new(settings, pool, a.engine.budget()?);
+    let loader = Loader::new(settings, pool, a.engine.budget(&device)?);
     let registry = Arc::new(Registry::new(db, loader, a.allow_fault_injection));
     let state = AppState::new(
         registry.clone(),

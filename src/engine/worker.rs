@@ -210,11 +210,17 @@ impl<B: Backend> Engine<B> {
                 &self.logit_rows,
             )
         }));
+        // A device backend reports a failed launch here, after the step.
+        let ran = ran.map_err(panic_message).and_then(|logits| {
+            self.backend
+                .check()
+                .map(|_| logits)
+                .map_err(|e| e.to_string())
+        });
         let logits = match ran {
             Ok(l) => l,
-            Err(panic) => {
-                let msg = panic_message(panic);
-                tracing::error!(error = %msg, "a forward pass panicked; its requests fail, the engine goes on");
+            Err(msg) => {
+                tracing::error!(error = %msg, "a forward pass failed; its requests fail, the engine goes on");
                 for it in &plan.items {
                     if let Some(out) = self.outputs.get(&it.seq) {
                         out.fail(EngineError::Internal(msg.clone()));

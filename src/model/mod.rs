@@ -18,6 +18,7 @@ mod tests;
 pub mod text_side;
 pub mod tokenizer;
 pub mod transformer;
+pub mod twins;
 
 pub use config::{Architecture, ModelConfig};
 pub use error::ModelError;

@@ -6,6 +6,8 @@ use super::served::ServedModel;
 use super::warmup::{self, GoldenPrompt};
 use super::RegistryError;
 use crate::backend::cpu::{ComputePool, CpuBackend};
+use crate::backend::cuda::CudaBackend;
+use crate::backend::device::Device;
 use crate::backend::{Backend, WeightFormat};
 use crate::engine::{self, EngineConfig, KvBudget};
 use crate::model::chat_template::ChatTemplate;
@@ -22,6 +24,8 @@ pub struct LoadSettings {
     pub exact_activations: bool,
     /// `--chat-template`: a file or the template itself.
     pub chat_template: Option<String>,
+    /// The device every version computes on.
+    pub device: Device,
 }
 
 pub struct Loader {
@@ -53,10 +57,19 @@ impl Loader {
     /// golden prompts is stopped and its memory returned.
     pub fn load(&self, spec: LoadSpec) -> Result<ServedModel, RegistryError> {
         self.check_room(spec.source)?;
+        let s = &self.settings;
+        match &s.device {
+            Device::Cpu => self.start(
+                CpuBackend::new(self.pool.clone()).with_exact_activations(s.exact_activations),
+                spec,
+            ),
+            Device::Cuda(dev) => self.start(CudaBackend::new(dev.clone()), spec),
+        }
+    }
+
+    fn start<B: Backend>(&self, backend: B, spec: LoadSpec) -> Result<ServedModel, RegistryError> {
         let started = std::time::Instant::now();
         let s = &self.settings;
-        let backend =
-            CpuBackend::new(self.pool.clone()).with_exact_activations(s.exact_activations);
         let backend_name = backend.describe();
         let mut loaded = crate::model::loaded::load(spec.source, spec.dtype, &backend)
             .map_err(|e| RegistryError::Artifact(e.to_string()))?;
@@ -106,7 +119,13 @@ impl Loader {
             fingerprint: format!(
                 "fp_switchyard-{}-{}",
                 env!("CARGO_PKG_VERSION"),
-                crate::backend::cpu::isa::isa().name()
+                match &s.device {
+                    Device::Cpu => crate::backend::cpu::isa::isa().name().to_owned(),
+                    Device::Cuda(dev) => format!(
+                        "sm_{}{}",
+                        dev.info.compute_capability.0, dev.info.compute_capability.1
+                    ),
+                }
             ),
             default_max_tokens: s.default_max_tokens.filter(|&d| d > 0),
             engine: handle,
