@@ -1,5 +1,6 @@
-// Token choice on the device, one block (SAMPLE_THREADS threads) per row
-// of logits, so that a step returns token ids instead of whole rows.
+// Token choice on the device, one block per row of logits (at most
+// SAMPLE_THREADS threads), so that a step returns token ids instead of
+// whole rows.
 
 #define SAMPLE_THREADS 1024
 

@@ -3,7 +3,8 @@
 #   1. a Python venv with the end-to-end test dependencies (cached),
 #   2. llama.cpp's llama-perplexity and libllama.so, which the end-to-end
 #      tests compare against, and its Python bindings in the venv (cached),
-#   3. one release build, reused by every stage,
+#   3. one release build, reused by every stage, and its CUDA kernels
+#      compiled for sm_80 and sm_90 by NVRTC (no GPU needed),
 #   4. the default model and llama.cpp's tokenizer test vectors (cached),
 #   5. cargo's unit and integration tests, each fuzz target for 20 s,
 #   6. the end-to-end tests: the official openai client and the CLI
@@ -68,6 +69,9 @@ source "$CACHE/llama-tools/env.sh"
 
 stage "release build"
 cargo build --release --locked --workspace --all-targets
+
+stage "CUDA kernels (NVRTC)"
+PIP=$VENV/bin/pip bash scripts/nvrtc-check.sh "$CACHE/nvrtc"
 
 stage "default model"
 ./target/release/switchyard models pull smollm2-135m-instruct >"$CACHE/model-path"

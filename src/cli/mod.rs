@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands; nothing else.
 
 mod admin_client;
+mod doctor;
 mod engine_args;
 mod eval;
 mod generate;
@@ -48,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// What this machine offers (CPU, CUDA) and whether switchyard computes
+    /// correctly on it; with a GPU, kernel checks and a decode benchmark.
+    Doctor(doctor::DoctorArgs),
     /// Measure a model: perplexity of a text.
     Eval {
         #[command(subcommand)]
@@ -67,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Keys { command } => keys::run(command),
         Command::Quantize(a) => quantize::run_quantize(a),
         Command::Inspect(a) => quantize::run_inspect(a),
+        Command::Doctor(a) => doctor::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

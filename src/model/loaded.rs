@@ -180,6 +180,7 @@ fn dummy_model<B: Backend>(
         config: config.clone(),
         format,
         origin: PathBuf::from(source.default_name()),
+        zero_matrices: false,
     };
     let model = Transformer::load(&store, config, backend)?;
     Ok((text, model, format!("dummy {}", format.name())))

@@ -136,7 +136,7 @@ pub fn check_heads(heads: Heads) -> Result {
             heads.head_dim
         )));
     }
-    if group > MAX_PAIRS || heads.n_heads % heads.n_kv_heads.max(1) != 0 {
+    if group > MAX_PAIRS || !heads.n_heads.is_multiple_of(heads.n_kv_heads.max(1)) {
         return Err(Failure(format!(
             "{} query heads over {} KV heads: the CUDA attention kernel takes at most {MAX_PAIRS} per KV head",
             heads.n_heads, heads.n_kv_heads

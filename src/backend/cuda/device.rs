@@ -112,16 +112,17 @@ pub struct CudaDevice {
     pub driver: Arc<Driver>,
     pub kernels: Kernels,
     /// None where cuBLAS is not installed: batched steps then run the
-    /// GEMV kernels eight rows at a time.
-    pub blas: Option<CudaBlas>,
+    /// GEMV kernels eight rows at a time. A handle is not for concurrent
+    /// use, and engines of several versions share the device.
+    pub blas: Option<std::sync::Mutex<CudaBlas>>,
     pub info: GpuInfo,
     pub compiled: Compiled,
     /// Most dynamic shared memory one block may ask for.
     pub max_shared: usize,
 }
 
-// SAFETY: the cuBLAS handle is used only under the backend's lock, on the
-// device's one stream; everything else is thread-safe driver state.
+// SAFETY: the cuBLAS handle is used only under its mutex, on the device's
+// one stream; everything else is thread-safe driver state.
 unsafe impl Send for CudaDevice {}
 unsafe impl Sync for CudaDevice {}
 
@@ -173,7 +174,7 @@ impl CudaDevice {
         // SAFETY: presence is checked before any cuBLAS symbol is touched.
         let blas = if unsafe { cudarc::cublas::sys::is_culib_present() } {
             match CudaBlas::new(stream.clone()) {
-                Ok(b) => Some(b),
+                Ok(b) => Some(std::sync::Mutex::new(b)),
                 Err(err) => {
                     tracing::warn!(error = ?err, "cuBLAS did not start; batched steps use the GEMV kernels");
                     None

@@ -112,9 +112,10 @@ fn blas(
     w: &CudaMatrix,
     out: &CudaBuffer,
 ) -> Result {
-    let Some(handle) = dev.blas.as_ref() else {
+    let Some(blas) = dev.blas.as_ref() else {
         return gemv(dev, x, w, out);
     };
+    let handle = blas.lock().unwrap_or_else(|p| p.into_inner());
     let (t, rows, cols) = (x.rows, w.rows, w.cols);
     let k = &dev.kernels;
     let (a_ptr, ab_type, b_ptr) = match w.format {

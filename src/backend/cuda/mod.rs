@@ -32,6 +32,10 @@ use cudarc::driver::DriverError;
 use mem::{args, DevBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Threads of a sampling block: at most SAMPLE_THREADS of sampling.cu,
+/// and few enough that any register budget fits.
+const SAMPLE_THREADS: u32 = 512;
+
 /// A failure of the device, in words.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{0}")]
@@ -48,9 +52,22 @@ impl From<DriverError> for Failure {
 }
 
 /// Compiles the kernels for an architecture without a device: the check
-/// CI runs for every architecture we ship PTX for.
+/// CI runs for every architecture we ship PTX for. Every kernel the
+/// backend launches must be an entry of the PTX.
 pub fn compile_for(arch: &str) -> Result<String, String> {
-    compile::compile(&compile::arch_name(arch)?)
+    let ptx = compile::compile(&compile::arch_name(arch)?)?;
+    let missing: Vec<&str> = KERNEL_NAMES
+        .iter()
+        .copied()
+        .filter(|name| !ptx.contains(&format!(".entry {name}(")))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "kernels missing from the PTX: {}",
+            missing.join(", ")
+        ));
+    }
+    Ok(ptx)
 }
 
 /// The number `kernels/prelude.cu` gives each weight format.
@@ -128,6 +145,11 @@ pub struct CudaBackend {
     dev: Arc<CudaDevice>,
     state: Mutex<State>,
     error: Mutex<Option<Failure>>,
+    /// Fill weight matrices with random blocks on the device instead of
+    /// uploading their bytes (benchmarks of dummy models).
+    random_weights: bool,
+    /// Bytes of every weight matrix made so far.
+    matrix_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl CudaBackend {
@@ -136,7 +158,21 @@ impl CudaBackend {
             dev,
             state: Mutex::default(),
             error: Mutex::default(),
+            random_weights: false,
+            matrix_bytes: Default::default(),
         }
+    }
+
+    /// Weight matrices made on the device from a seed, their bytes
+    /// ignored: a benchmark model of 8B parameters loads in a second.
+    pub fn with_random_weights(mut self) -> Self {
+        self.random_weights = true;
+        self
+    }
+
+    /// Bytes of every weight matrix this backend holds.
+    pub fn matrix_bytes(&self) -> usize {
+        self.matrix_bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn device(&self) -> &Arc<CudaDevice> {
@@ -201,6 +237,12 @@ impl CudaBackend {
         Ok(b)
     }
 
+    /// dst = src, on the device (buffers of equal size).
+    pub fn copy_buffer(&self, src: &CudaBuffer, dst: &CudaBuffer) -> Result<(), Failure> {
+        let bytes = src.mem.bytes().min(dst.mem.bytes());
+        self.dev.driver.copy(dst.mem.ptr(), src.mem.ptr(), bytes)
+    }
+
     /// The first error a device operation hit, if any.
     pub fn failure(&self) -> Option<Failure> {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -214,7 +256,7 @@ impl CudaBackend {
         self.dev.launch(
             &self.dev.kernels.argmax_rows,
             (logits.rows as u32, 1, 1),
-            1024,
+            SAMPLE_THREADS,
             0,
             &mut a,
         )?;
@@ -253,7 +295,7 @@ impl CudaBackend {
         self.dev.launch(
             &self.dev.kernels.sample_rows,
             (rows as u32, 1, 1),
-            1024,
+            SAMPLE_THREADS,
             0,
             &mut a,
         )?;
@@ -284,7 +326,7 @@ impl CudaBackend {
 
     /// A weight matrix of random valid blocks made on the device (no host
     /// generation or upload): benchmark models of billions of parameters.
-    pub fn random_matrix(
+    fn random_matrix(
         &self,
         format: WeightFormat,
         rows: usize,
@@ -342,7 +384,7 @@ impl Backend for CudaBackend {
         cols: usize,
         bytes: SharedBytes,
     ) -> Result<CudaMatrix, BackendError> {
-        if cols % 32 != 0 || cols % format.block_elems() != 0 {
+        if !cols.is_multiple_of(32) || !cols.is_multiple_of(format.block_elems()) {
             return Err(BackendError::Matrix(format!(
                 "{rows}×{cols} {}: the CUDA kernels need rows of whole blocks and a multiple of 32",
                 format.name()
@@ -361,11 +403,17 @@ impl Backend for CudaBackend {
             what: "a weight matrix",
             detail: format!("{} MiB on the device: {e}", bytes.len() >> 20),
         };
-        self.dev.driver.bind().map_err(|e| oom(e.into()))?;
-        let mem = DevBuf::alloc(&self.dev.driver, bytes.len()).map_err(|e| oom(e.into()))?;
+        self.matrix_bytes
+            .fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
+        if self.random_weights {
+            let seed = self.matrix_bytes() as u64;
+            return self.random_matrix(format, rows, cols, seed).map_err(oom);
+        }
+        self.dev.driver.bind().map_err(oom)?;
+        let mem = DevBuf::alloc(&self.dev.driver, bytes.len()).map_err(oom)?;
         mem.upload(&bytes)
             .and_then(|_| self.dev.synchronize())
-            .map_err(|e| oom(e.into()))?;
+            .map_err(oom)?;
         Ok(CudaMatrix {
             format,
             rows,

@@ -14,6 +14,10 @@ pub struct DummyStore {
     pub format: WeightFormat,
     /// Named in errors: the preset or config file.
     pub origin: PathBuf,
+    /// Matrices of zero bytes instead of random values: the shape only,
+    /// for a backend that makes its own benchmark weights (`doctor`'s
+    /// decode benchmark of billions of parameters).
+    pub zero_matrices: bool,
 }
 
 impl TensorStore for DummyStore {
@@ -47,7 +51,13 @@ impl TensorStore for DummyStore {
             };
             let format = crate::model::convert::format_for(is_output, self.format, false)
                 .for_row_width(shape[1]);
-            (format, matrix_bytes(format, shape[0], shape[1], seed))
+            let bytes = if self.zero_matrices {
+                // Zeroed pages are mapped lazily: no generation, no copy.
+                vec![0u8; shape[0] * format.row_bytes(shape[1])]
+            } else {
+                matrix_bytes(format, shape[0], shape[1], seed)
+            };
+            (format, bytes)
         };
         Ok(Some(RawTensor {
             name: self.name(w),
