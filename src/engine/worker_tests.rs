@@ -1,6 +1,8 @@
 //! The engine driven step by step on the dummy `tiny` preset: outputs do
 //! not depend on batching, caching or preemption, and the allocator stays
-//! consistent through random traffic.
+//! consistent through random traffic. On the CUDA backend (run by the host
+//! emulator) it gives the CPU's tokens, and a device failure fails the
+//! step's requests.
 
 use super::*;
 use crate::backend::cpu::{ComputePool, CpuBackend};
@@ -14,7 +16,20 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 type Events = UnboundedReceiver<Result<Event, EngineError>>;
 
 fn engine(format: WeightFormat, blocks: usize, config: EngineConfig) -> Engine<CpuBackend> {
-    let backend = CpuBackend::new(Arc::new(ComputePool::new(2)));
+    engine_on(
+        CpuBackend::new(Arc::new(ComputePool::new(2))),
+        format,
+        blocks,
+        config,
+    )
+}
+
+fn engine_on<B: Backend>(
+    backend: B,
+    format: WeightFormat,
+    blocks: usize,
+    config: EngineConfig,
+) -> Engine<B> {
     let loaded = load(&ModelSource::DummyPreset("tiny"), Some(format), &backend).unwrap();
     let block_bytes = loaded
         .model
@@ -32,8 +47,8 @@ fn config(max_num_seqs: usize, max_num_batched_tokens: usize) -> EngineConfig {
     }
 }
 
-fn submit(
-    e: &mut Engine<CpuBackend>,
+fn submit<B: Backend>(
+    e: &mut Engine<B>,
     prompt: Vec<u32>,
     max_tokens: usize,
     priority: i32,
@@ -57,7 +72,7 @@ fn submit(
 }
 
 /// Steps until nothing is left, checking the allocator after each step.
-fn run_to_idle(e: &mut Engine<CpuBackend>) {
+fn run_to_idle<B: Backend>(e: &mut Engine<B>) {
     let mut steps = 0;
     while !e.is_idle() {
         e.step();
@@ -220,4 +235,51 @@ fn a_thousand_random_requests_with_cancellations_leave_every_block_free() {
         e.scheduler.cache_stats().hit_tokens > 0,
         "the prefix cache never hit"
     );
+}
+
+#[test]
+fn the_cuda_backend_gives_the_cpus_greedy_tokens_batched() {
+    use crate::backend::cuda::{CudaBackend, CudaDevice};
+    let dev = CudaDevice::emulated().expect("the host emulator builds");
+    let ps = prompts(6, 11);
+    let run = |rxs: &mut Vec<Events>| rxs.iter_mut().map(tokens).collect::<Vec<_>>();
+    // f32 weights: the CPU engine's activations are 8-bit only for
+    // quantized matrices, so both compute in f32.
+    let mut cpu = engine(WeightFormat::F32, 256, config(8, 256));
+    let mut cpu_rx: Vec<Events> = ps
+        .iter()
+        .map(|p| submit(&mut cpu, p.clone(), 16, 0))
+        .collect();
+    run_to_idle(&mut cpu);
+    let mut gpu = engine_on(
+        CudaBackend::new(dev),
+        WeightFormat::F32,
+        256,
+        config(8, 256),
+    );
+    let mut gpu_rx: Vec<Events> = ps
+        .iter()
+        .map(|p| submit(&mut gpu, p.clone(), 16, 0))
+        .collect();
+    run_to_idle(&mut gpu);
+    assert_eq!(run(&mut gpu_rx), run(&mut cpu_rx));
+}
+
+#[test]
+fn a_device_failure_fails_the_steps_requests() {
+    use crate::backend::cuda::{CudaBackend, CudaDevice};
+    let dev = CudaDevice::emulated().expect("the host emulator builds");
+    let mut e = engine_on(CudaBackend::new(dev), WeightFormat::F32, 64, config(4, 64));
+    // Break the device after loading: the next launch is refused.
+    e.backend.inject_failure("injected for a test");
+    let mut rx = submit(&mut e, vec![1, 2, 3], 4, 0);
+    run_to_idle(&mut e);
+    let mut failed = false;
+    while let Ok(event) = rx.try_recv() {
+        if let Err(err) = event {
+            assert!(err.to_string().contains("injected for a test"), "{err}");
+            failed = true;
+        }
+    }
+    assert!(failed, "the request neither failed nor finished");
 }

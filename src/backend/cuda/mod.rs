@@ -243,6 +243,12 @@ impl CudaBackend {
         self.dev.driver.copy(dst.mem.ptr(), src.mem.ptr(), bytes)
     }
 
+    /// Makes the backend fail from now on, as a failed launch would.
+    #[cfg(test)]
+    pub fn inject_failure(&self, why: &str) {
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(Failure(why.into()));
+    }
+
     /// The first error a device operation hit, if any.
     pub fn failure(&self) -> Option<Failure> {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
