@@ -80,30 +80,22 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Sum over a block of `blockDim.x` threads (a multiple of 32, at most
-// 1024); every thread gets the total. `scratch` holds 32 floats.
-__device__ float block_sum(float v, float* scratch) {
+// Sum (or maximum) over a block of `blockDim.x` threads (a multiple of 32,
+// at most 1024); every thread gets the result. `scratch` holds 32 floats.
+template <bool MAX>
+__device__ float block_reduce(float v, float* scratch) {
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     int warps = blockDim.x / WARP;
-    v = warp_sum(v);
+    v = MAX ? warp_max(v) : warp_sum(v);
     __syncthreads();
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
-    float t = lane < warps ? scratch[lane] : 0.0f;
-    return warp_sum(t);
+    float t = lane < warps ? scratch[lane] : (MAX ? -INFINITY : 0.0f);
+    return MAX ? warp_max(t) : warp_sum(t);
 }
 
-// Maximum over a block, as block_sum.
-__device__ float block_max(float v, float* scratch) {
-    int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    int warps = blockDim.x / WARP;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    float t = lane < warps ? scratch[lane] : -INFINITY;
-    return warp_max(t);
-}
+__device__ float block_sum(float v, float* scratch) { return block_reduce<false>(v, scratch); }
+__device__ float block_max(float v, float* scratch) { return block_reduce<true>(v, scratch); }
 
 // Blocks of the weight formats are 2-byte aligned: read halves, never
 // words, out of them.

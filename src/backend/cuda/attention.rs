@@ -177,7 +177,8 @@ pub fn run(
         kp,
         vp
     ];
-    dev.launch(&kern.kv_store, (rows as u32, 1, 1), 128, 0, &mut a)?;
+    dev.driver
+        .launch(&kern.kv_store, (rows as u32, 1, 1), 128, 0, &mut a)?;
 
     let shared = (CHUNK * hd + 2 * CHUNK * (hd + 1)) * 4;
     if shared > dev.max_shared {
@@ -206,7 +207,8 @@ pub fn run(
         out.mem.ptr(),
     ];
     let grid = (heads.n_kv_heads as u32, step.tiles as u32, 1);
-    dev.launch(&kern.attention, grid, 128, shared as u32, &mut a)?;
+    dev.driver
+        .launch(&kern.attention, grid, 128, shared as u32, &mut a)?;
     Ok(())
 }
 
@@ -222,7 +224,7 @@ pub fn copy_blocks(dev: &CudaDevice, cache: &CudaKvCache, pairs: &DevBuf, n: usi
         cache.plane_bytes() as u64,
         block_bytes as u64
     ];
-    dev.launch(
+    dev.driver.launch(
         &dev.kernels.kv_copy_blocks,
         (n as u32, (2 * s.layers) as u32, 1),
         256,

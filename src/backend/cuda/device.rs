@@ -230,16 +230,21 @@ impl CudaDevice {
             .clone()
     }
 
-    /// Launches a kernel on the device's stream.
-    pub fn launch(
+    /// Launches a grid-stride kernel over `n` items on the device's
+    /// stream.
+    pub fn launch_over(&self, k: &Kernel, n: usize, args: &mut [u64]) -> Result<(), Failure> {
+        self.driver.launch(k, self.grid_for(n, 256), 256, 0, args)
+    }
+
+    /// Launches a kernel of one block of `threads` per row.
+    pub fn launch_rows(
         &self,
         k: &Kernel,
-        grid: (u32, u32, u32),
-        block: u32,
-        shared: u32,
+        rows: usize,
+        threads: u32,
         args: &mut [u64],
     ) -> Result<(), Failure> {
-        self.driver.launch(k, grid, block, shared, args)
+        self.driver.launch(k, (rows as u32, 1, 1), threads, 0, args)
     }
 
     /// Waits for everything queued on the stream.

@@ -100,7 +100,8 @@ pub fn gemv(dev: &CudaDevice, x: &CudaBuffer, w: &CudaMatrix, out: &CudaBuffer) 
             n as i32,
             op
         ];
-        dev.launch(f, grid, (GEMV_WARPS * 32) as u32, 0, &mut a)?;
+        dev.driver
+            .launch(f, grid, (GEMV_WARPS * 32) as u32, 0, &mut a)?;
     }
     Ok(())
 }
@@ -125,7 +126,7 @@ fn blas(
             let hx = ensure(&mut scratch.half_x, dev, t * cols * 2)?;
             let n = t * cols;
             let mut a = args![x.mem.ptr(), n as u64, bf16, hx];
-            dev.launch(&k.to_half, dev.grid_for(n, 256), 256, 0, &mut a)?;
+            dev.launch_over(&k.to_half, n, &mut a)?;
             let ty = if bf16 == 1 {
                 cudaDataType::CUDA_R_16BF
             } else {
@@ -143,17 +144,11 @@ fn blas(
                 cols as i32,
                 hw
             ];
-            dev.launch(
-                &k.dequant_f16,
-                dev.grid_for(rows * cols / 32, 256),
-                256,
-                0,
-                &mut a,
-            )?;
+            dev.launch_over(&k.dequant_f16, rows * cols / 32, &mut a)?;
             let hx = ensure(&mut scratch.half_x, dev, t * cols * 2)?;
             let n = t * cols;
             let mut a = args![x.mem.ptr(), n as u64, 0i32, hx];
-            dev.launch(&k.to_half, dev.grid_for(n, 256), 256, 0, &mut a)?;
+            dev.launch_over(&k.to_half, n, &mut a)?;
             (hw, cudaDataType::CUDA_R_16F, hx)
         }
     };

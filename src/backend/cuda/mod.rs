@@ -259,11 +259,10 @@ impl CudaBackend {
         self.dev.driver.bind()?;
         let out = DevBuf::alloc(&self.dev.driver, logits.rows * 4)?;
         let mut a = args![logits.mem.ptr(), logits.cols as i32, out.ptr()];
-        self.dev.launch(
+        self.dev.launch_rows(
             &self.dev.kernels.argmax_rows,
-            (logits.rows as u32, 1, 1),
+            logits.rows,
             SAMPLE_THREADS,
-            0,
             &mut a,
         )?;
         let mut ids = vec![0u32; logits.rows];
@@ -298,13 +297,8 @@ impl CudaBackend {
             p(3),
             p(4)
         ];
-        self.dev.launch(
-            &self.dev.kernels.sample_rows,
-            (rows as u32, 1, 1),
-            SAMPLE_THREADS,
-            0,
-            &mut a,
-        )?;
+        self.dev
+            .launch_rows(&self.dev.kernels.sample_rows, rows, SAMPLE_THREADS, &mut a)?;
         let mut ids = vec![0u32; 5 * rows];
         params.download(&mut ids)?;
         Ok(ids[4 * rows..].to_vec())
@@ -330,34 +324,22 @@ impl CudaBackend {
         Ok(bytes)
     }
 
-    /// A weight matrix of random valid blocks made on the device (no host
-    /// generation or upload): benchmark models of billions of parameters.
-    fn random_matrix(
-        &self,
-        format: WeightFormat,
-        rows: usize,
-        cols: usize,
-        seed: u64,
-    ) -> Result<CudaMatrix, Failure> {
+    /// Weight bytes: `bytes` uploaded, or (benchmarks) random valid
+    /// blocks made on the device from a seed, with no host generation or
+    /// upload.
+    fn weight_memory(&self, bytes: &[u8]) -> Result<DevBuf, Failure> {
         self.dev.driver.bind()?;
-        let row_bytes = format.row_bytes(cols);
-        let mem = DevBuf::alloc(&self.dev.driver, rows * row_bytes)?;
-        let n = mem.bytes() / 2;
-        let mut a = args![mem.ptr(), mem.bytes() as u64, seed];
-        self.dev.launch(
-            &self.dev.kernels.fill_random,
-            self.dev.grid_for(n, 256),
-            256,
-            0,
-            &mut a,
-        )?;
-        Ok(CudaMatrix {
-            format,
-            rows,
-            cols,
-            row_bytes,
-            mem,
-        })
+        let mem = DevBuf::alloc(&self.dev.driver, bytes.len())?;
+        if self.random_weights {
+            let seed = self.matrix_bytes() as u64;
+            let mut a = args![mem.ptr(), mem.bytes() as u64, seed];
+            self.dev
+                .launch_over(&self.dev.kernels.fill_random, mem.bytes() / 2, &mut a)?;
+        } else {
+            mem.upload(bytes)?;
+            self.dev.synchronize()?;
+        }
+        Ok(mem)
     }
 }
 
@@ -411,15 +393,7 @@ impl Backend for CudaBackend {
         };
         self.matrix_bytes
             .fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
-        if self.random_weights {
-            let seed = self.matrix_bytes() as u64;
-            return self.random_matrix(format, rows, cols, seed).map_err(oom);
-        }
-        self.dev.driver.bind().map_err(oom)?;
-        let mem = DevBuf::alloc(&self.dev.driver, bytes.len()).map_err(oom)?;
-        mem.upload(&bytes)
-            .and_then(|_| self.dev.synchronize())
-            .map_err(oom)?;
+        let mem = self.weight_memory(&bytes).map_err(oom)?;
         Ok(CudaMatrix {
             format,
             rows,
@@ -501,13 +475,8 @@ impl Backend for CudaBackend {
                 table.cols as i32,
                 out.mem.ptr()
             ];
-            self.dev.launch(
-                &self.dev.kernels.embed,
-                (ids.len() as u32, 1, 1),
-                128,
-                0,
-                &mut a,
-            )?;
+            self.dev
+                .launch_rows(&self.dev.kernels.embed, ids.len(), 128, &mut a)?;
             Ok(())
         });
     }
@@ -522,13 +491,8 @@ impl Backend for CudaBackend {
                 x.cols as i32,
                 out.mem.ptr()
             ];
-            self.dev.launch(
-                &self.dev.kernels.rms_norm,
-                (x.rows as u32, 1, 1),
-                256,
-                0,
-                &mut a,
-            )?;
+            self.dev
+                .launch_rows(&self.dev.kernels.rms_norm, x.rows, 256, &mut a)?;
             Ok(())
         });
     }
@@ -558,13 +522,7 @@ impl Backend for CudaBackend {
                 rope.dims as i32,
                 (rope.style == RopeStyle::Interleaved) as i32
             ];
-            self.dev.launch(
-                &self.dev.kernels.rope,
-                self.dev.grid_for(n, 256),
-                256,
-                0,
-                &mut a,
-            )?;
+            self.dev.launch_over(&self.dev.kernels.rope, n, &mut a)?;
             Ok(())
         });
     }
@@ -593,13 +551,8 @@ impl Backend for CudaBackend {
         self.run(|| {
             let n = x.len();
             let mut a = args![x.mem.ptr(), bias.mem.ptr(), x.cols as i32, n as u64];
-            self.dev.launch(
-                &self.dev.kernels.add_bias,
-                self.dev.grid_for(n, 256),
-                256,
-                0,
-                &mut a,
-            )?;
+            self.dev
+                .launch_over(&self.dev.kernels.add_bias, n, &mut a)?;
             Ok(())
         });
     }
@@ -617,6 +570,7 @@ impl Backend for CudaBackend {
             ];
             let grid = (slices.div_ceil(4) as u32, 1, 1);
             self.dev
+                .driver
                 .launch(&self.dev.kernels.head_norm, grid, 128, 0, &mut a)?;
             Ok(())
         });
@@ -626,13 +580,8 @@ impl Backend for CudaBackend {
         self.run(|| {
             let n = gate.len();
             let mut a = args![gate.mem.ptr(), up.mem.ptr(), n as u64];
-            self.dev.launch(
-                &self.dev.kernels.silu_mul,
-                self.dev.grid_for(n, 256),
-                256,
-                0,
-                &mut a,
-            )?;
+            self.dev
+                .launch_over(&self.dev.kernels.silu_mul, n, &mut a)?;
             Ok(())
         });
     }
@@ -641,13 +590,7 @@ impl Backend for CudaBackend {
         self.run(|| {
             let n = x.len();
             let mut a = args![x.mem.ptr(), y.mem.ptr(), n as u64];
-            self.dev.launch(
-                &self.dev.kernels.add,
-                self.dev.grid_for(n, 256),
-                256,
-                0,
-                &mut a,
-            )?;
+            self.dev.launch_over(&self.dev.kernels.add, n, &mut a)?;
             Ok(())
         });
     }
@@ -659,13 +602,8 @@ impl Backend for CudaBackend {
             let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
             let rp = self.upload(&mut st, Meta::Rows, &idx)?;
             let mut a = args![x.mem.ptr(), rp, x.cols as i32, out.mem.ptr()];
-            self.dev.launch(
-                &self.dev.kernels.gather_rows,
-                (rows.len() as u32, 1, 1),
-                256,
-                0,
-                &mut a,
-            )?;
+            self.dev
+                .launch_rows(&self.dev.kernels.gather_rows, rows.len(), 256, &mut a)?;
             Ok(())
         });
     }
