@@ -1,12 +1,27 @@
 // out = x · wᵀ for a few activation rows (T ≤ MAX_T): the decode step's
 // matmul, where reading the weights is the whole cost. One warp per output
-// row; each lane walks the row's groups of 32 values, dequantizing in
-// registers, and dots them with every activation row. A row's sum is
-// formed in the same order whatever T is, so a sequence's logits do not
-// depend on how many share its step.
+// row. Quantized rows: each lane walks the row's groups of 32 values,
+// dequantizing in registers, and dots them with every activation row.
+// Dense rows (f32, f16, bf16): each lane takes 8 consecutive values per
+// pass, so a warp reads 256 consecutive values at once (coalesced), with
+// several passes in flight. A row's sum is formed in the same order
+// whatever T is, so a sequence's logits do not depend on how many share
+// its step.
 
 #define MAX_T 8
 #define GEMV_WARPS 4
+
+// Each activation row's sum over the warp, written by lane 0.
+__device__ __forceinline__ void write_sums(float* acc, int t_rows, int lane, float* out, int rows,
+                                           int row) {
+#pragma unroll
+    for (int t = 0; t < MAX_T; t++) {
+        if (t < t_rows) {
+            float s = warp_sum(acc[t]);
+            if (lane == 0) out[(size_t)t * rows + row] = s;
+        }
+    }
+}
 
 template <int FMT>
 __device__ __forceinline__ void gemv_body(const u8* w, u64 row_bytes, int rows, int cols,
@@ -36,14 +51,55 @@ __device__ __forceinline__ void gemv_body(const u8* w, u64 row_bytes, int rows, 
             }
         }
     }
+    write_sums(acc, t_rows, lane, out, rows, row);
+}
+
+template <int FMT>
+__device__ __forceinline__ void gemv_dense_body(const u8* w, u64 row_bytes, int rows, int cols,
+                                                const float* x, int t_rows, float* out) {
+    int row = blockIdx.x * GEMV_WARPS + threadIdx.x / WARP;
+    if (row >= rows) return;
+    int lane = threadIdx.x % WARP;
+    const u8* wr = w + (size_t)row * row_bytes;
+    float acc[MAX_T];
 #pragma unroll
-    for (int t = 0; t < MAX_T; t++) {
-        if (t < t_rows) {
-            float s = warp_sum(acc[t]);
-            if (lane == 0) out[(size_t)t * rows + row] = s;
+    for (int t = 0; t < MAX_T; t++) acc[t] = 0.0f;
+#pragma unroll 4
+    for (int base = lane * 8; base < cols; base += WARP * 8) {
+        float v[8];
+        if (FMT == FMT_F32) {
+            const float4* p = (const float4*)(wr + (size_t)base * 4);
+            float4 a = p[0], b = p[1];
+            v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+            v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+        } else {
+            uint4 q = *(const uint4*)(wr + (size_t)base * 2);
+            u32 words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                u16 lo = (u16)(words[k] & 0xffff), hi = (u16)(words[k] >> 16);
+                v[2 * k] = FMT == FMT_F16 ? f16_to_f32(lo) : bf16_to_f32(lo);
+                v[2 * k + 1] = FMT == FMT_F16 ? f16_to_f32(hi) : bf16_to_f32(hi);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < MAX_T; t++) {
+            if (t < t_rows) {
+                const float4* xp = (const float4*)(x + (size_t)t * cols + base);
+                float4 a = xp[0], b = xp[1];
+                acc[t] += v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x +
+                          v[5] * b.y + v[6] * b.z + v[7] * b.w;
+            }
         }
     }
+    write_sums(acc, t_rows, lane, out, rows, row);
 }
+
+#define GEMV_DENSE(name, FMT)                                                               \
+    extern "C" __global__ void name(const u8* w, u64 row_bytes, int rows, int cols,         \
+                                    const float* x, int t_rows, float* out) {               \
+        gemv_dense_body<FMT>(w, row_bytes, rows, cols, x, t_rows, out);                     \
+    }
 
 #define GEMV(name, FMT)                                                                     \
     extern "C" __global__ void name(const u8* w, u64 row_bytes, int rows, int cols,         \
@@ -51,9 +107,9 @@ __device__ __forceinline__ void gemv_body(const u8* w, u64 row_bytes, int rows, 
         gemv_body<FMT>(w, row_bytes, rows, cols, x, t_rows, out);                           \
     }
 
-GEMV(gemv_f32, FMT_F32)
-GEMV(gemv_f16, FMT_F16)
-GEMV(gemv_bf16, FMT_BF16)
+GEMV_DENSE(gemv_f32, FMT_F32)
+GEMV_DENSE(gemv_f16, FMT_F16)
+GEMV_DENSE(gemv_bf16, FMT_BF16)
 GEMV(gemv_q8_0, FMT_Q8_0)
 GEMV(gemv_q4_0, FMT_Q4_0)
 GEMV(gemv_q4_1, FMT_Q4_1)

@@ -100,6 +100,7 @@ mod tests {
             let o = load(&source, None, &gpu).unwrap();
             let prompt = r.tokenizer.encode("The quick brown fox jumps", true, true);
             let c = compare((&r.model, &cpu), (&o.model, &gpu), &prompt, 32).unwrap();
+            eprintln!("{fixture}: {c:?}");
             assert_eq!(c.steps, 32);
             assert!(c.max_logprob_diff < 1e-4, "{fixture}: {c:?}");
             assert_eq!(c.same_argmax, 32, "{fixture}: {c:?}");
