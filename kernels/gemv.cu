@@ -23,7 +23,32 @@ __device__ __forceinline__ void write_sums(float* acc, int t_rows, int lane, flo
     }
 }
 
-template <int FMT>
+// UNIT values of a row at unit index u: a quantized group of 32, or 8
+// dense values (16 bytes of f16/bf16, 32 of f32).
+template <int FMT, int UNIT>
+__device__ __forceinline__ void load_unit(const u8* row, int u, float* v) {
+    if constexpr (UNIT == 32) {
+        load_group<FMT>(row, u, v);
+    } else if constexpr (FMT == FMT_F32) {
+        const float4* p = (const float4*)(row + (size_t)u * 32);
+        float4 a = p[0], b = p[1];
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+        v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    } else {
+        uint4 q = *(const uint4*)(row + (size_t)u * 16);
+        u32 words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            u16 lo = (u16)(words[k] & 0xffff), hi = (u16)(words[k] >> 16);
+            v[2 * k] = FMT == FMT_F16 ? f16_to_f32(lo) : bf16_to_f32(lo);
+            v[2 * k + 1] = FMT == FMT_F16 ? f16_to_f32(hi) : bf16_to_f32(hi);
+        }
+    }
+}
+
+// Lane l takes units l, l + 32, …; with 8-value dense units a warp pass
+// reads 256 consecutive values, and several passes are kept in flight.
+template <int FMT, int UNIT>
 __device__ __forceinline__ void gemv_body(const u8* w, u64 row_bytes, int rows, int cols,
                                           const float* x, int t_rows, float* out) {
     int row = blockIdx.x * GEMV_WARPS + threadIdx.x / WARP;
@@ -33,16 +58,17 @@ __device__ __forceinline__ void gemv_body(const u8* w, u64 row_bytes, int rows, 
     float acc[MAX_T];
 #pragma unroll
     for (int t = 0; t < MAX_T; t++) acc[t] = 0.0f;
-    float v[32];
-    for (int g = lane; g < cols / 32; g += WARP) {
-        load_group<FMT>(wr, g, v);
+    float v[UNIT];
+#pragma unroll(UNIT == 8 ? 4 : 1)
+    for (int u = lane; u < cols / UNIT; u += WARP) {
+        load_unit<FMT, UNIT>(wr, u, v);
 #pragma unroll
         for (int t = 0; t < MAX_T; t++) {
             if (t < t_rows) {
-                const float4* xp = (const float4*)(x + (size_t)t * cols + 32 * g);
+                const float4* xp = (const float4*)(x + (size_t)t * cols + UNIT * u);
                 float s = 0.0f;
 #pragma unroll
-                for (int i = 0; i < 8; i++) {
+                for (int i = 0; i < UNIT / 4; i++) {
                     float4 xv = xp[i];
                     s += v[4 * i] * xv.x + v[4 * i + 1] * xv.y + v[4 * i + 2] * xv.z +
                          v[4 * i + 3] * xv.w;
@@ -54,67 +80,20 @@ __device__ __forceinline__ void gemv_body(const u8* w, u64 row_bytes, int rows, 
     write_sums(acc, t_rows, lane, out, rows, row);
 }
 
-template <int FMT>
-__device__ __forceinline__ void gemv_dense_body(const u8* w, u64 row_bytes, int rows, int cols,
-                                                const float* x, int t_rows, float* out) {
-    int row = blockIdx.x * GEMV_WARPS + threadIdx.x / WARP;
-    if (row >= rows) return;
-    int lane = threadIdx.x % WARP;
-    const u8* wr = w + (size_t)row * row_bytes;
-    float acc[MAX_T];
-#pragma unroll
-    for (int t = 0; t < MAX_T; t++) acc[t] = 0.0f;
-#pragma unroll 4
-    for (int base = lane * 8; base < cols; base += WARP * 8) {
-        float v[8];
-        if (FMT == FMT_F32) {
-            const float4* p = (const float4*)(wr + (size_t)base * 4);
-            float4 a = p[0], b = p[1];
-            v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
-            v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
-        } else {
-            uint4 q = *(const uint4*)(wr + (size_t)base * 2);
-            u32 words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                u16 lo = (u16)(words[k] & 0xffff), hi = (u16)(words[k] >> 16);
-                v[2 * k] = FMT == FMT_F16 ? f16_to_f32(lo) : bf16_to_f32(lo);
-                v[2 * k + 1] = FMT == FMT_F16 ? f16_to_f32(hi) : bf16_to_f32(hi);
-            }
-        }
-#pragma unroll
-        for (int t = 0; t < MAX_T; t++) {
-            if (t < t_rows) {
-                const float4* xp = (const float4*)(x + (size_t)t * cols + base);
-                float4 a = xp[0], b = xp[1];
-                acc[t] += v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x +
-                          v[5] * b.y + v[6] * b.z + v[7] * b.w;
-            }
-        }
-    }
-    write_sums(acc, t_rows, lane, out, rows, row);
-}
-
-#define GEMV_DENSE(name, FMT)                                                               \
+#define GEMV(name, FMT, UNIT)                                                               \
     extern "C" __global__ void name(const u8* w, u64 row_bytes, int rows, int cols,         \
                                     const float* x, int t_rows, float* out) {               \
-        gemv_dense_body<FMT>(w, row_bytes, rows, cols, x, t_rows, out);                     \
+        gemv_body<FMT, UNIT>(w, row_bytes, rows, cols, x, t_rows, out);                     \
     }
 
-#define GEMV(name, FMT)                                                                     \
-    extern "C" __global__ void name(const u8* w, u64 row_bytes, int rows, int cols,         \
-                                    const float* x, int t_rows, float* out) {               \
-        gemv_body<FMT>(w, row_bytes, rows, cols, x, t_rows, out);                           \
-    }
-
-GEMV_DENSE(gemv_f32, FMT_F32)
-GEMV_DENSE(gemv_f16, FMT_F16)
-GEMV_DENSE(gemv_bf16, FMT_BF16)
-GEMV(gemv_q8_0, FMT_Q8_0)
-GEMV(gemv_q4_0, FMT_Q4_0)
-GEMV(gemv_q4_1, FMT_Q4_1)
-GEMV(gemv_q5_0, FMT_Q5_0)
-GEMV(gemv_q5_1, FMT_Q5_1)
-GEMV(gemv_q4_k, FMT_Q4_K)
-GEMV(gemv_q5_k, FMT_Q5_K)
-GEMV(gemv_q6_k, FMT_Q6_K)
+GEMV(gemv_f32, FMT_F32, 8)
+GEMV(gemv_f16, FMT_F16, 8)
+GEMV(gemv_bf16, FMT_BF16, 8)
+GEMV(gemv_q8_0, FMT_Q8_0, 32)
+GEMV(gemv_q4_0, FMT_Q4_0, 32)
+GEMV(gemv_q4_1, FMT_Q4_1, 32)
+GEMV(gemv_q5_0, FMT_Q5_0, 32)
+GEMV(gemv_q5_1, FMT_Q5_1, 32)
+GEMV(gemv_q4_k, FMT_Q4_K, 32)
+GEMV(gemv_q5_k, FMT_Q5_K, 32)
+GEMV(gemv_q6_k, FMT_Q6_K, 32)

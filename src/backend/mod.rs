@@ -134,6 +134,13 @@ pub trait Backend: Send + Sync + 'static {
     fn gather_rows(&self, x: &Self::Buffer, rows: &[usize], out: &mut Self::Buffer);
     /// Copies a buffer to host memory, row-major.
     fn read(&self, x: &Self::Buffer) -> Vec<f32>;
+    /// Each row's largest element (ties to the lowest index), found where
+    /// the buffer lives, so that a greedy step reads back one id per row
+    /// instead of a row of logits; None where reading the rows costs no
+    /// more (the CPU) or the device failed.
+    fn argmax_rows(&self, _x: &Self::Buffer) -> Option<Vec<u32>> {
+        None
+    }
     /// Whether every operation so far ran: a device backend whose launch
     /// failed says so here (its operations cannot return errors).
     fn check(&self) -> Result<(), BackendError> {

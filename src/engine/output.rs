@@ -132,30 +132,53 @@ impl Output {
 
     /// The logits after the sequence's last token: picks the next token and
     /// streams what it completes.
-    pub fn next_token(&mut self, logits: &[f32], metrics: &EngineMetrics) -> Next {
-        match self.advance(logits, metrics) {
+    pub fn next_token(&mut self, choice: Choice, metrics: &EngineMetrics) -> Next {
+        match self.advance(choice, metrics) {
             Ok(next) => next,
             Err(Gone) => Next::Done,
         }
     }
 
-    fn advance(&mut self, logits: &[f32], metrics: &EngineMetrics) -> Result<Next, Gone> {
+    /// Whether the next token is simply the argmax of the logits (greedy,
+    /// no penalties, bias, grammar or logprobs): a device may choose it
+    /// without sending the row back.
+    pub fn takes_argmax(&self) -> bool {
+        let p = &self.params;
+        (p.temperature <= 0.0 || p.top_k == 1)
+            && p.penalties.is_none()
+            && p.logprobs.is_none()
+            && p.prompt_logprobs.is_none()
+            && self.constraint.is_none()
+    }
+
+    fn advance(&mut self, choice: Choice, metrics: &EngineMetrics) -> Result<Next, Gone> {
         if self.params.prompt_logprobs.is_some() && !self.prompt_logprobs_sent {
             self.prompt_logprobs_sent = true;
             let all = std::mem::take(&mut self.prompt_logprobs);
             self.send(Event::PromptLogprobs(all))?;
         }
-        let allowed = self.constraint.as_mut().map(|c| c.allowed());
-        if allowed.as_ref().is_some_and(|a| a.is_empty()) {
-            let msg = "constrained decoding reached a state no token of this vocabulary continues";
-            self.fail(EngineError::Internal(msg.into()));
-            return Ok(Next::Done);
-        }
-        let id = self.sampler.sample_within(logits, allowed.as_deref());
-        if let Some(c) = self.constraint.as_mut() {
-            c.accept(id);
-        }
-        let logprob = self.params.logprobs.map(|top| logprob_of(logits, id, top));
+        let (id, logprob) = match choice {
+            Choice::Argmax(id) => {
+                self.sampler.record(id);
+                (id, None)
+            }
+            Choice::Row(logits) => {
+                let allowed = self.constraint.as_mut().map(|c| c.allowed());
+                if allowed.as_ref().is_some_and(|a| a.is_empty()) {
+                    let msg = "constrained decoding reached a state no token of this vocabulary continues";
+                    self.fail(EngineError::Internal(msg.into()));
+                    return Ok(Next::Done);
+                }
+                let id = self.sampler.sample_within(logits, allowed.as_deref());
+                if let Some(c) = self.constraint.as_mut() {
+                    c.accept(id);
+                }
+                (
+                    id,
+                    self.params.logprobs.map(|top| logprob_of(logits, id, top)),
+                )
+            }
+        };
         self.generated += 1;
         let now = Instant::now();
         match self.last_token.replace(now) {
@@ -245,3 +268,11 @@ impl Output {
 
 /// The client went away; nothing more to send.
 struct Gone;
+
+/// How a step gives a request its next token.
+pub enum Choice<'a> {
+    /// The row of logits, to sample from.
+    Row(&'a [f32]),
+    /// The argmax, found on the device (see `takes_argmax`).
+    Argmax(u32),
+}

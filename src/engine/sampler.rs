@@ -58,6 +58,12 @@ impl Sampler {
     /// records it. Tokens outside the set are given no chance at all, as
     /// if their logit were -inf; should every allowed logit be non-finite,
     /// the lowest allowed id is chosen.
+    /// Notes a token chosen elsewhere (the device's argmax), as sampling
+    /// it here would have.
+    pub fn record(&mut self, token: u32) {
+        self.processor.record(token);
+    }
+
     pub fn sample_within(&mut self, logits: &[f32], allowed: Option<&TokenMask>) -> u32 {
         let logits = self.processor.apply(logits);
         let logits = match allowed {

@@ -10,11 +10,12 @@ use super::error::EngineError;
 use super::grammar::TokenTrie;
 use super::handle::{EngineHandle, EngineInfo, Job};
 use super::kv::BlockPool;
-use super::output::{Next, Output};
+use super::output::{Choice, Next, Output};
 use super::scheduler::{Plan, Scheduler, SchedulerConfig, SeqId};
 use super::stats::{EngineSnapshot, EngineStats};
 use crate::backend::{Backend, KvBatch};
 use crate::model::tokenizer::Tokenizer;
+use crate::model::StepOutput;
 use crate::model::{Scratch, Transformer};
 use crate::telemetry::metrics::EngineMetrics;
 use std::collections::HashMap;
@@ -200,14 +201,21 @@ impl<B: Backend> Engine<B> {
                 self.logit_rows.push(first_row + it.len - 1);
             }
         }
+        // When every request of the step takes the plain argmax, a device
+        // backend finds it and sends back ids, not rows of logits.
+        let greedy = plan
+            .items
+            .iter()
+            .all(|it| self.outputs.get(&it.seq).is_none_or(|o| o.takes_argmax()));
         let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.model.forward(
+            self.model.step(
                 &self.backend,
                 &mut self.scratch,
                 &mut self.cache,
                 &self.ids,
                 &self.batch,
                 &self.logit_rows,
+                greedy,
             )
         }));
         // A device backend reports a failed launch here, after the step.
@@ -259,9 +267,14 @@ impl<B: Backend> Engine<B> {
 
     /// Gives each sequence of the step its rows of logits, in the order
     /// the rows were laid out.
-    fn hand_out(&mut self, plan: &Plan, logits: &[f32]) {
+    fn hand_out(&mut self, plan: &Plan, output: &StepOutput) {
         let vocab = self.model.config.vocab_size;
+        let (logits, argmaxes): (&[f32], &[u32]) = match output {
+            StepOutput::Logits(l) => (l, &[]),
+            StepOutput::Greedy(ids) => (&[], ids),
+        };
         let mut rows = logits.chunks_exact(vocab);
+        let mut argmaxes = argmaxes.iter();
         for it in &plan.items {
             self.scheduler.advance(it.seq, it.len);
             let (Some(seq), Some(out)) =
@@ -283,17 +296,20 @@ impl<B: Backend> Engine<B> {
             if !caught_up {
                 continue;
             }
-            let Some(row) = last.filter(|r| r.len() == vocab) else {
-                continue;
+            let choice = match (last.filter(|r| r.len() == vocab), argmaxes.next()) {
+                (Some(row), _) => Choice::Row(row),
+                (None, Some(&id)) => Choice::Argmax(id),
+                (None, None) => continue,
             };
             let metrics = &self.metrics;
-            let next = std::panic::catch_unwind(AssertUnwindSafe(|| out.next_token(row, metrics)))
-                .unwrap_or_else(|panic| {
-                    let msg = panic_message(panic);
-                    tracing::error!(error = %msg, "sampling panicked; the request fails");
-                    out.fail(EngineError::Internal(msg));
-                    Next::Done
-                });
+            let next =
+                std::panic::catch_unwind(AssertUnwindSafe(|| out.next_token(choice, metrics)))
+                    .unwrap_or_else(|panic| {
+                        let msg = panic_message(panic);
+                        tracing::error!(error = %msg, "sampling panicked; the request fails");
+                        out.fail(EngineError::Internal(msg));
+                        Next::Done
+                    });
             match next {
                 Next::Continue(token) => self.scheduler.append(it.seq, token),
                 Next::Done => self.end(it.seq),

@@ -53,16 +53,26 @@ fn submit<B: Backend>(
     max_tokens: usize,
     priority: i32,
 ) -> Events {
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_tokens,
+        ignore_eos: true,
+        ..SamplingParams::default()
+    };
+    submit_with(e, prompt, params, priority)
+}
+
+fn submit_with<B: Backend>(
+    e: &mut Engine<B>,
+    prompt: Vec<u32>,
+    params: SamplingParams,
+    priority: i32,
+) -> Events {
     let (tx, rx) = unbounded_channel();
     e.add(Job {
         request: GenerateRequest {
             prompt,
-            params: SamplingParams {
-                temperature: 0.0,
-                max_tokens,
-                ignore_eos: true,
-                ..SamplingParams::default()
-            },
+            params,
             priority,
         },
         events: tx,
@@ -237,32 +247,66 @@ fn a_thousand_random_requests_with_cancellations_leave_every_block_free() {
     );
 }
 
+/// Greedy requests for `ps`, and with `with_logprobs` one more asking for
+/// logprobs.
+fn submit_set<B: Backend>(e: &mut Engine<B>, ps: &[Vec<u32>], with_logprobs: bool) -> Vec<Events> {
+    let mut rxs: Vec<Events> = ps.iter().map(|p| submit(e, p.clone(), 16, 0)).collect();
+    if with_logprobs {
+        let params = SamplingParams {
+            temperature: 0.0,
+            max_tokens: 16,
+            ignore_eos: true,
+            logprobs: Some(2),
+            ..SamplingParams::default()
+        };
+        rxs.push(submit_with(e, ps[0].clone(), params, 0));
+    }
+    rxs
+}
+
 #[test]
 fn the_cuda_backend_gives_the_cpus_greedy_tokens_batched() {
     use crate::backend::cuda::{CudaBackend, CudaDevice};
     let dev = CudaDevice::emulated().expect("the host emulator builds");
     let ps = prompts(6, 11);
-    let run = |rxs: &mut Vec<Events>| rxs.iter_mut().map(tokens).collect::<Vec<_>>();
     // f32 weights: the CPU engine's activations are 8-bit only for
     // quantized matrices, so both compute in f32.
     let mut cpu = engine(WeightFormat::F32, 256, config(8, 256));
-    let mut cpu_rx: Vec<Events> = ps
-        .iter()
-        .map(|p| submit(&mut cpu, p.clone(), 16, 0))
-        .collect();
-    run_to_idle(&mut cpu);
     let mut gpu = engine_on(
         CudaBackend::new(dev),
         WeightFormat::F32,
         256,
         config(8, 256),
     );
-    let mut gpu_rx: Vec<Events> = ps
-        .iter()
-        .map(|p| submit(&mut gpu, p.clone(), 16, 0))
-        .collect();
-    run_to_idle(&mut gpu);
-    assert_eq!(run(&mut gpu_rx), run(&mut cpu_rx));
+    // Every request greedy: the device finds each argmax. Then the same
+    // prompts beside one that asks for logprobs: those steps read their
+    // rows back and sample on the host.
+    for with_logprobs in [false, true] {
+        let mut want = submit_set(&mut cpu, &ps, with_logprobs);
+        run_to_idle(&mut cpu);
+        let argmaxed = gpu.backend.rows_argmaxed();
+        let mut got = submit_set(&mut gpu, &ps, with_logprobs);
+        run_to_idle(&mut gpu);
+        let tokens_of = |rxs: &mut Vec<Events>| rxs.iter_mut().map(tokens).collect::<Vec<_>>();
+        assert_eq!(
+            tokens_of(&mut got),
+            tokens_of(&mut want),
+            "logprobs: {with_logprobs}"
+        );
+        let device_rows = gpu.backend.rows_argmaxed() - argmaxed;
+        if with_logprobs {
+            assert_eq!(
+                device_rows, 0,
+                "a step with a logprobs request reads its rows"
+            );
+        } else {
+            assert_eq!(
+                device_rows,
+                6 * 16,
+                "every greedy token found on the device"
+            );
+        }
+    }
 }
 
 #[test]

@@ -23,4 +23,4 @@ pub mod twins;
 pub use config::{Architecture, ModelConfig};
 pub use error::ModelError;
 pub use loaded::{LoadedModel, ModelSource};
-pub use transformer::{OneSequence, Scratch, Transformer};
+pub use transformer::{OneSequence, Scratch, StepOutput, Transformer};

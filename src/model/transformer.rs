@@ -152,6 +152,25 @@ impl<B: Backend> Transformer<B> {
         batch: &KvBatch,
         logit_rows: &[usize],
     ) -> Vec<f32> {
+        match self.step(b, s, cache, ids, batch, logit_rows, false) {
+            StepOutput::Logits(l) => l,
+            StepOutput::Greedy(_) => Vec::new(),
+        }
+    }
+
+    /// `forward`, but when `greedy` and the backend can, each logit row's
+    /// argmax comes back instead of the row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &self,
+        b: &B,
+        s: &mut Scratch<B>,
+        cache: &mut B::KvCache,
+        ids: &[u32],
+        batch: &KvBatch,
+        logit_rows: &[usize],
+        greedy: bool,
+    ) -> StepOutput {
         let c = &self.config;
         assert_eq!(ids.len(), batch.rows(), "one token per row");
         let positions = &batch.positions;
@@ -187,14 +206,27 @@ impl<B: Backend> Transformer<B> {
             b.add(&mut s.x, &s.proj);
         }
         if logit_rows.is_empty() {
-            return Vec::new();
+            return StepOutput::Logits(Vec::new());
         }
         b.gather_rows(&s.x, logit_rows, &mut s.picked);
         b.rms_norm(&s.picked, &self.final_norm, c.rms_eps, &mut s.normed);
         let head = self.output.as_ref().unwrap_or(&self.embedding);
         b.matmul(&s.normed, head, &mut s.logits);
-        b.read(&s.logits)
+        if greedy {
+            if let Some(ids) = b.argmax_rows(&s.logits) {
+                return StepOutput::Greedy(ids);
+            }
+        }
+        StepOutput::Logits(b.read(&s.logits))
     }
+}
+
+/// What a step hands back for its logit rows.
+pub enum StepOutput {
+    /// Row-major logits, one row per logit row.
+    Logits(Vec<f32>),
+    /// Each logit row's argmax (ties to the lowest id).
+    Greedy(Vec<u32>),
 }
 
 /// One sequence run outside the engine, its blocks in order: tools and

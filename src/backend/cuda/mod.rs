@@ -150,6 +150,8 @@ pub struct CudaBackend {
     random_weights: bool,
     /// Bytes of every weight matrix made so far.
     matrix_bytes: std::sync::atomic::AtomicUsize,
+    /// Rows whose argmax the device found (greedy steps).
+    argmax_rows: std::sync::atomic::AtomicUsize,
 }
 
 impl CudaBackend {
@@ -160,6 +162,7 @@ impl CudaBackend {
             error: Mutex::default(),
             random_weights: false,
             matrix_bytes: Default::default(),
+            argmax_rows: Default::default(),
         }
     }
 
@@ -168,6 +171,11 @@ impl CudaBackend {
     pub fn with_random_weights(mut self) -> Self {
         self.random_weights = true;
         self
+    }
+
+    /// Rows whose argmax the device found instead of sending them back.
+    pub fn rows_argmaxed(&self) -> usize {
+        self.argmax_rows.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Bytes of every weight matrix this backend holds.
@@ -615,6 +623,17 @@ impl Backend for CudaBackend {
             Ok(())
         });
         out
+    }
+
+    fn argmax_rows(&self, x: &CudaBuffer) -> Option<Vec<u32>> {
+        let mut ids = None;
+        self.run(|| {
+            ids = Some(self.argmax(x)?);
+            Ok(())
+        });
+        self.argmax_rows
+            .fetch_add(x.rows, std::sync::atomic::Ordering::Relaxed);
+        ids
     }
 
     fn check(&self) -> Result<(), BackendError> {
