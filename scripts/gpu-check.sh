@@ -15,6 +15,7 @@ if [[ ${1:-} == --prepare ]]; then
 fi
 out=${OUT:-gpu}
 mkdir -p "$out"
+chmod +x gpu/switchyard
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
 # The toolkit's NVRTC and cuBLAS, wherever the image keeps them.
 export SWITCHYARD_CUDA_LIBS=${SWITCHYARD_CUDA_LIBS:-/usr/local/cuda/lib64}

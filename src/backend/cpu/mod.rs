@@ -85,6 +85,15 @@ impl CpuBackend {
     pub fn pool(&self) -> &Arc<ComputePool> {
         &self.pool
     }
+
+    /// A buffer holding `values`, `cols` to a row (checks and tools).
+    pub fn buffer_of(&self, values: Vec<f32>, cols: usize) -> CpuBuffer {
+        CpuBuffer {
+            rows: values.len() / cols,
+            data: values,
+            cols,
+        }
+    }
 }
 
 impl Backend for CpuBackend {

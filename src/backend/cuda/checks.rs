@@ -83,27 +83,16 @@ impl<'a> Twins<'a> {
         self.gpu.failure().map_or(Ok(()), Err)
     }
 
+    /// The same values in a buffer of each backend.
     fn both_buffers(
         &self,
         values: &[f32],
         cols: usize,
     ) -> Result<(super::CudaBuffer, crate::backend::cpu::CpuBuffer), Failure> {
-        let g = self.gpu.upload_buffer(values, cols)?;
-        let mut c = self.cpu.buffer(values.len() / cols, cols);
-        self.cpu.resize(&mut c, values.len() / cols);
-        // The CPU buffer is filled through the backend's own copy path.
-        let ids: Vec<u32> = (0..(values.len() / cols) as u32).collect();
-        let table = self
-            .cpu
-            .matrix(
-                WeightFormat::F32,
-                values.len() / cols,
-                cols,
-                SharedBytes::owned(encode(WeightFormat::F32, values)),
-            )
-            .map_err(|e| Failure(e.to_string()))?;
-        self.cpu.embed(&table, &ids, &mut c);
-        Ok((g, c))
+        Ok((
+            self.gpu.upload_buffer(values, cols)?,
+            self.cpu.buffer_of(values.to_vec(), cols),
+        ))
     }
 
     /// Every check, in order.
