@@ -32,7 +32,8 @@ stage "system tools"
 # curl drives part of the conformance suite, as users of the API do;
 # openssl makes the TLS tests' certificates;
 # Prometheus (and its promtool) checks the alert rules and scrapes a live
-# server; cmake, ninja and g++ build llama.cpp's tools.
+# server; cmake, ninja and g++ build llama.cpp's tools (g++ also builds the
+# CUDA kernels for the host emulator of the unit tests).
 need() {
   local cmd=$1 pkg=$2
   command -v "$cmd" >/dev/null && return 0
