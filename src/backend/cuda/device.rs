@@ -26,11 +26,12 @@ pub struct GpuInfo {
 
 /// Why no CUDA device can be used, in words, or how many there are.
 pub fn device_count() -> Result<usize, String> {
-    libs::preload();
     // SAFETY: presence is checked before any driver symbol is touched.
     if !unsafe { sys::is_culib_present() } {
         return Err("no CUDA driver library (libcuda.so.1) on this machine".into());
     }
+    // NVRTC and cuBLAS are looked for only where a driver is.
+    libs::preload();
     match CudaContext::device_count() {
         Ok(0) => Err("the CUDA driver sees no device".into()),
         Ok(n) => Ok(n as usize),
