@@ -14,6 +14,18 @@ pub use bytes::SharedBytes;
 pub use kv::{KvBatch, KvDtype, KvShape};
 pub use quant::WeightFormat;
 
+/// The greedy choice of a row: its highest value, the lowest index on a
+/// tie. The reference of every backend's `argmax_rows`.
+pub fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
 /// How rotary position embedding pairs dimensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeStyle {

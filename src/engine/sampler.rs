@@ -235,15 +235,7 @@ impl Filtered<'_> {
 }
 
 /// The highest logit; the lowest id wins a tie.
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
+pub use crate::backend::argmax;
 
 /// log-softmax of `logits` at `token`, with the `top` best alternatives.
 pub fn logprob_of(logits: &[f32], token: u32, top: usize) -> TokenLogprob {

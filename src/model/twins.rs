@@ -7,7 +7,7 @@
 
 use super::error::Result;
 use super::transformer::{OneSequence, Transformer};
-use crate::backend::Backend;
+use crate::backend::{argmax, Backend};
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Comparison {
@@ -27,16 +27,6 @@ fn log_softmax_at(logits: &[f32], token: usize) -> f64 {
     logits[token] as f64 - max - sum.ln()
 }
 
-fn argmax(logits: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > logits[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 /// Runs `prompt` then `steps` greedy tokens through both.
 pub fn compare<R: Backend, O: Backend>(
     reference: (&Transformer<R>, &R),
@@ -54,8 +44,8 @@ pub fn compare<R: Backend, O: Backend>(
     let mut o_logits = os.push(om, ob, prompt, &last);
     let (mut max, mut sum, mut same) = (0f64, 0f64, 0);
     for _ in 0..steps {
-        let token = argmax(&r_logits);
-        if argmax(&o_logits) == token {
+        let token = argmax(&r_logits) as usize;
+        if argmax(&o_logits) as usize == token {
             same += 1;
         }
         let diff = (log_softmax_at(&r_logits, token) - log_softmax_at(&o_logits, token)).abs();

@@ -26,9 +26,14 @@ impl CudaKvCache {
         Ok(CudaKvCache { shape, mem })
     }
 
-    pub fn plane_bytes(&self) -> usize {
+    /// Bytes of one block in one plane (one layer's keys or values).
+    pub fn block_bytes(&self) -> usize {
         let s = &self.shape;
-        s.blocks * s.block_size * s.kv_dim * s.dtype.bytes()
+        s.block_size * s.kv_dim * s.dtype.bytes()
+    }
+
+    pub fn plane_bytes(&self) -> usize {
+        self.shape.blocks * self.block_bytes()
     }
 
     fn planes(&self, layer: usize) -> (u64, u64) {
@@ -216,13 +221,12 @@ pub fn run(
 /// device: the sources, then the destinations).
 pub fn copy_blocks(dev: &CudaDevice, cache: &CudaKvCache, pairs: &DevBuf, n: usize) -> Result {
     let s = &cache.shape;
-    let block_bytes = s.block_size * s.kv_dim * s.dtype.bytes();
     let mut a = args![
         cache.mem.ptr(),
         pairs.ptr(),
         pairs.ptr() + (n * 4) as u64,
         cache.plane_bytes() as u64,
-        block_bytes as u64
+        cache.block_bytes() as u64
     ];
     dev.driver.launch(
         &dev.kernels.kv_copy_blocks,

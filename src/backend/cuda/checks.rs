@@ -9,7 +9,7 @@ use super::{CudaBackend, Failure};
 use crate::backend::cpu::{ComputePool, CpuBackend};
 use crate::backend::testing::uniform;
 use crate::backend::{
-    quant::encode, Backend, Heads, KvBatch, KvDtype, KvShape, Rope, RopeStyle, SharedBytes,
+    argmax, quant::encode, Backend, Heads, KvBatch, KvDtype, KvShape, Rope, RopeStyle, SharedBytes,
     WeightFormat,
 };
 use std::sync::Arc;
@@ -330,8 +330,7 @@ impl<'a> Twins<'a> {
         let pairs = [(0u32, 5u32), (2, 7)];
         self.gpu.copy_blocks(&cache, &pairs)?;
         let bytes = self.gpu.read_cache(&cache)?;
-        let block_bytes = shape.block_size * shape.kv_dim * shape.dtype.bytes();
-        let plane = shape.blocks * block_bytes;
+        let (block_bytes, plane) = (cache.block_bytes(), cache.plane_bytes());
         let mut wrong = 0usize;
         for p in 0..2 * shape.layers {
             for &(src, dst) in &pairs {
@@ -392,16 +391,6 @@ impl<'a> Twins<'a> {
         ));
         Ok(out)
     }
-}
-
-fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// The sampling rule, by sorting: the k most likely tokens, then the

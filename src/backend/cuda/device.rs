@@ -156,9 +156,10 @@ impl CudaDevice {
             .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(e("shared memory"))? as usize;
         let arch = format!("compute_{}{}", cc.0, cc.1);
-        let compiled = compile::ptx(&arch, ptx_cache)?;
+        let mut compiled = compile::ptx(&arch, ptx_cache)?;
+        // The text is not needed once loaded (the cache file keeps it).
         let module = ctx
-            .load_module(Ptx::from_src(compiled.ptx.clone()))
+            .load_module(Ptx::from_src(std::mem::take(&mut compiled.ptx)))
             .map_err(e("loading the kernels' PTX"))?;
         let kernels = Kernels::load(&module)?;
         kernels

@@ -125,11 +125,6 @@ impl KernelArg for f32 {
         self.to_bits() as u64
     }
 }
-impl KernelArg for &DevBuf {
-    fn bits(self) -> u64 {
-        self.ptr
-    }
-}
 
 /// `args![a, b, …]`: the slots of a kernel launch.
 macro_rules! args {

@@ -20,10 +20,10 @@ mod matmul;
 mod mem;
 
 pub use attention::CudaKvCache;
-pub use compile::{arch_name, nvrtc_version, program_hash};
+pub use compile::nvrtc_version;
 pub use device::{device_count, CudaDevice, GpuInfo, KERNEL_NAMES};
 pub use libs::preload as preload_libraries;
-pub use matmul::{uses_blas, GEMV_ROWS};
+pub use matmul::uses_blas;
 
 use crate::backend::{
     Backend, BackendError, Heads, KvBatch, KvShape, Rope, RopeStyle, SharedBytes, WeightFormat,
@@ -96,12 +96,6 @@ pub struct CudaMatrix {
     mem: DevBuf,
 }
 
-impl CudaMatrix {
-    pub fn bytes(&self) -> usize {
-        self.mem.bytes()
-    }
-}
-
 pub struct CudaVector {
     mem: DevBuf,
 }
@@ -114,9 +108,6 @@ pub struct CudaBuffer {
 }
 
 impl CudaBuffer {
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
     fn len(&self) -> usize {
         self.rows * self.cols
     }
