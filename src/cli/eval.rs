@@ -2,12 +2,11 @@
 
 use super::engine_args::EngineArgs;
 use super::{resolve::ModelArgs, CliResult};
-use crate::backend::cpu::{pool, ComputePool, CpuBackend};
+use crate::backend::cpu::pool;
 use crate::backend::device::{Device, DeviceChoice};
-use crate::engine;
+use crate::engine::{self, Compute, ModelSpec};
 use crate::registry::eval::perplexity;
 use clap::{Args, Subcommand};
-use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
@@ -54,27 +53,25 @@ fn run_perplexity(a: PerplexityArgs) -> CliResult {
         );
     }
     let threads = a.threads.unwrap_or_else(pool::physical_cores);
-    let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
-        .with_exact_activations(a.engine.exact_activations);
-    let loaded = crate::model::loaded::load(&source, a.model.dtype()?, &backend)
-        .map_err(|e| e.to_string())?;
-    if a.ctx > loaded.model.config.context_length {
+    let compute = Compute::cpu(threads, a.engine.exact_activations);
+    let model = ModelSpec {
+        source: &source,
+        dtype: a.model.dtype()?,
+        max_model_len: None,
+    };
+    let config = a.engine.config(&Device::Cpu)?;
+    let budget = a.engine.budget(&Device::Cpu)?;
+    let started = engine::start(&compute, model, &config, &budget).map_err(|e| e.to_string())?;
+    let (handle, tokenizer) = (started.handle, started.tokenizer);
+    let context = handle.info().context_length;
+    if a.ctx > context {
         return Err(format!(
-            "--ctx {} is longer than the model's context ({})",
-            a.ctx, loaded.model.config.context_length
+            "--ctx {} is longer than the model's context ({context})",
+            a.ctx
         ));
     }
-    let tokenizer = loaded.tokenizer.clone();
     let tokens = tokenizer.encode(&text, true, true);
     let bos = tokenizer.adds_bos().then(|| tokenizer.bos_id()).flatten();
-    let handle = engine::spawn(
-        backend,
-        loaded.model,
-        loaded.tokenizer,
-        &a.engine.config(&Device::Cpu)?,
-        &a.engine.budget(&Device::Cpu)?,
-    )
-    .map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
     let p = perplexity::perplexity(&handle, &tokens, a.ctx, bos, a.chunks)?;
     if a.json {

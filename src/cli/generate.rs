@@ -2,13 +2,8 @@
 //! streaming tokens to the terminal as they come.
 
 use super::{resolve::ModelArgs, CliResult};
-use crate::backend::cpu::{pool, ComputePool, CpuBackend};
-use crate::backend::cuda::CudaBackend;
-use crate::backend::device::Device;
-use crate::backend::Backend;
-use crate::backend::WeightFormat;
-use crate::engine::{self, Event, GenerateRequest, SamplingParams};
-use crate::model::ModelSource;
+use crate::backend::cpu::{pool, ComputePool};
+use crate::engine::{self, Compute, Event, GenerateRequest, ModelSpec, SamplingParams};
 use clap::Args;
 use std::io::Write;
 use std::sync::Arc;
@@ -45,29 +40,23 @@ pub struct GenerateArgs {
 
 pub fn run(a: GenerateArgs) -> CliResult {
     let source = a.model.source()?;
-    let dtype = a.model.dtype()?;
     let device = a.engine.open_device()?;
-    match &device {
-        Device::Cpu => {
-            let threads = a.threads.unwrap_or_else(pool::physical_cores);
-            let backend = CpuBackend::new(Arc::new(ComputePool::new(threads)))
-                .with_exact_activations(a.engine.exact_activations);
-            generate(backend, &device, &a, &source, dtype)
-        }
-        Device::Cuda(dev) => generate(CudaBackend::new(dev.clone()), &device, &a, &source, dtype),
-    }
-}
-
-fn generate<B: Backend>(
-    backend: B,
-    device: &Device,
-    a: &GenerateArgs,
-    source: &ModelSource,
-    dtype: Option<WeightFormat>,
-) -> CliResult {
-    let loaded = crate::model::loaded::load(source, dtype, &backend).map_err(|e| e.to_string())?;
+    let config = a.engine.config(&device)?;
+    let budget = a.engine.budget(&device)?;
+    let threads = a.threads.unwrap_or_else(pool::physical_cores);
+    let compute = Compute::new(
+        device,
+        Arc::new(ComputePool::new(threads)),
+        a.engine.exact_activations,
+    );
+    let model = ModelSpec {
+        source: &source,
+        dtype: a.model.dtype()?,
+        max_model_len: None,
+    };
+    let started = engine::start(&compute, model, &config, &budget).map_err(|e| e.to_string())?;
     let prompt = if a.chat {
-        let template = loaded
+        let template = started
             .template
             .as_ref()
             .ok_or("this model has no chat template")?;
@@ -75,23 +64,16 @@ fn generate<B: Backend>(
         let text = template
             .render(&[msg], true, &Default::default())
             .map_err(|e| e.to_string())?;
-        loaded.tokenizer.encode(&text, false, true)
+        started.tokenizer.encode(&text, false, true)
     } else {
-        loaded.tokenizer.encode(&a.prompt, true, true)
+        started.tokenizer.encode(&a.prompt, true, true)
     };
     let prompt = match a.prompt_tokens {
         Some(n) => repeat_to(&prompt, n),
         None => prompt,
     };
     let n_prompt = prompt.len();
-    let handle = engine::spawn(
-        backend,
-        loaded.model,
-        loaded.tokenizer.clone(),
-        &a.engine.config(device)?,
-        &a.engine.budget(device)?,
-    )
-    .map_err(|e| e.to_string())?;
+    let handle = started.handle;
     let params = SamplingParams {
         temperature: a.temperature,
         top_p: a.top_p,

@@ -4,8 +4,9 @@
 use super::engine_args::EngineArgs;
 use super::{resolve::ModelArgs, CliResult};
 use crate::backend::cpu::{pool, ComputePool};
+use crate::engine::Compute;
 use crate::policy::Policy;
-use crate::registry::{warmup, LoadSettings, LoadSpec, Loader, Registry, BOOT_VERSION};
+use crate::registry::{BootModel, LoadSettings, Loader, Registry};
 use crate::server::{self, AppState};
 use crate::store;
 use clap::Args;
@@ -152,11 +153,11 @@ async fn serve(a: ServeArgs) -> CliResult {
         engine: a.engine.config(&device)?,
         max_model_len: a.max_model_len,
         default_max_tokens: a.default_max_tokens,
-        exact_activations: a.engine.exact_activations,
         chat_template: a.chat_template.clone(),
-        device: device.clone(),
     };
-    let loader = Loader::new(settings, pool, a.engine.budget(&device)?);
+    let budget = a.engine.budget(&device)?;
+    let compute = Compute::new(device, pool, a.engine.exact_activations);
+    let loader = Loader::new(settings, compute, budget);
     let registry = Arc::new(Registry::new(db, loader, a.allow_fault_injection));
     let state = AppState::new(
         registry.clone(),
@@ -179,14 +180,14 @@ async fn serve(a: ServeArgs) -> CliResult {
         let model_args = a.model.clone();
         let names = a.served_model_name.clone();
         tokio::task::spawn_blocking(move || {
-            let booted = boot(&registry, &model_args, names);
-            let restored = registry.restore().map_err(|e| e.to_string());
+            let started = boot_model(&model_args, names)
+                .and_then(|b| registry.start_up(Some(b)).map_err(|e| e.to_string()));
             state.started();
-            let restored = restored?;
-            if !restored.is_empty() {
-                tracing::info!(?restored, "stored deployments restored");
+            let started = started?;
+            if !started.restored.is_empty() {
+                tracing::info!(restored = ?started.restored, "stored deployments restored");
             }
-            booted
+            Ok(())
         })
     };
     let shutdown = async {
@@ -292,10 +293,9 @@ async fn serve_until_done(
     }
 }
 
-/// The model the flags name, deployed as version `boot` and not written
-/// to the store. A stored deployment of the same name replaces it: what
-/// release engineers deployed outlives a restart with the same flags.
-fn boot(registry: &Registry, model_args: &ModelArgs, mut names: Vec<String>) -> CliResult {
+/// The model the flags name, served as version `boot` unless a stored
+/// deployment of its name comes back (`Registry::start_up`).
+fn boot_model(model_args: &ModelArgs, mut names: Vec<String>) -> Result<BootModel, String> {
     let source = model_args.source()?;
     if names.is_empty() {
         names.push(
@@ -304,35 +304,12 @@ fn boot(registry: &Registry, model_args: &ModelArgs, mut names: Vec<String>) -> 
                 .unwrap_or_else(|| source.default_name()),
         );
     }
-    if let Some(d) = registry
-        .stored_deployment(&names[0])
-        .map_err(|e| e.to_string())?
-    {
-        tracing::info!(
-            model = %names[0],
-            version = %d.stable,
-            "a stored deployment serves this name; the model from the flags is not loaded"
-        );
-        return Ok(());
-    }
-    let served = registry
-        .loader()
-        .load(LoadSpec {
-            source: &source,
-            dtype: model_args.dtype()?,
-            names,
-            version: BOOT_VERSION,
-            warmup: &warmup::default_prompts(),
-        })
-        .map_err(|e| e.to_string())?;
-    crate::telemetry::metrics::model_served(
-        served.name(),
-        BOOT_VERSION,
-        &served.weights,
-        &known_digest(model_args, &source),
-    );
-    registry.install_boot(served);
-    Ok(())
+    Ok(BootModel {
+        digest: known_digest(model_args, &source),
+        dtype: model_args.dtype()?,
+        source,
+        names,
+    })
 }
 
 /// The artifact's SHA-256 where the store knows it (a catalog model, by

@@ -2,6 +2,7 @@
 //! the process-wide KV memory budget.
 
 use crate::backend::KvDtype;
+use crate::telemetry::LatencySink;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug)]
@@ -23,6 +24,23 @@ pub struct EngineConfig {
     /// Metric labels: the model's served name and its version.
     pub model_name: String,
     pub version: String,
+    /// Where latency samples go besides the histograms.
+    pub latency: LatencyFeed,
+}
+
+/// A sink for the engine's latency samples (the canary analysis window
+/// of its version), or none.
+#[derive(Clone, Default)]
+pub struct LatencyFeed(pub Option<Arc<dyn LatencySink>>);
+
+impl std::fmt::Debug for LatencyFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "LatencyFeed(on)"
+        } else {
+            "LatencyFeed(off)"
+        })
+    }
 }
 
 impl Default for EngineConfig {
@@ -39,6 +57,7 @@ impl Default for EngineConfig {
             max_kv_bytes: None,
             model_name: "default".into(),
             version: "boot".into(),
+            latency: LatencyFeed::default(),
         }
     }
 }

@@ -24,8 +24,20 @@ pub enum EngineError {
     LargerThanCache { needed: usize, capacity: usize },
     #[error("engine configuration: {0}")]
     Config(String),
+    /// The model's weights could not be loaded.
+    #[error("{0}")]
+    Load(String),
+    /// The KV budget (or the device) has no room for this engine's cache.
+    #[error("{0}")]
+    NoRoom(String),
     #[error("the engine has stopped")]
     Stopped,
     #[error("the engine failed while running this request: {0}")]
     Internal(String),
+}
+
+impl From<crate::model::ModelError> for EngineError {
+    fn from(e: crate::model::ModelError) -> Self {
+        EngineError::Load(e.to_string())
+    }
 }

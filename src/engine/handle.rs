@@ -3,7 +3,7 @@
 //! Behind it runs the continuous-batching engine thread.
 
 use super::error::EngineError;
-use super::request::{Event, GenerateRequest};
+use super::request::{Event, GenerateRequest, SamplingParams};
 use super::stats::{EngineSnapshot, EngineStats};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -44,6 +44,49 @@ pub struct EngineInfo {
     pub max_num_seqs: usize,
     /// Token positions the whole KV cache holds.
     pub kv_tokens: usize,
+}
+
+impl EngineInfo {
+    /// Whether a request can run here: a prompt of known tokens, a bias
+    /// on known tokens, and prompt plus `max_tokens` within the context
+    /// window and the whole KV cache. Validation asks before it admits a
+    /// request; `submit` holds to the same rule.
+    pub fn check(&self, prompt: &[u32], params: &SamplingParams) -> Result<(), EngineError> {
+        let vocab = self.vocab_size;
+        if let Some(&id) = prompt.iter().find(|&&id| id as usize >= vocab) {
+            return Err(EngineError::TokenOutOfRange { id, vocab });
+        }
+        let prompt = prompt.len();
+        if prompt == 0 {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let bias = &params.penalties.logit_bias;
+        if let Some(&(id, _)) = bias.iter().find(|&&(id, _)| id as usize >= vocab) {
+            return Err(EngineError::BiasOutOfRange { id, vocab });
+        }
+        let max_tokens = params.max_tokens;
+        let needed = prompt.saturating_add(max_tokens);
+        if needed > self.context_length {
+            return Err(EngineError::ContextOverflow {
+                context: self.context_length,
+                prompt,
+                max_tokens,
+            });
+        }
+        if needed > self.kv_tokens {
+            return Err(EngineError::LargerThanCache {
+                needed,
+                capacity: self.kv_tokens,
+            });
+        }
+        Ok(())
+    }
+
+    /// Token positions a request may use: the context window, or the
+    /// whole KV cache if that is smaller.
+    pub fn window(&self) -> usize {
+        self.context_length.min(self.kv_tokens)
+    }
 }
 
 /// See [`EngineHandle::exit_watch`].
@@ -110,16 +153,6 @@ impl EngineHandle {
         Ok(admission)
     }
 
-    /// Whether a request would be admitted now. Streams ask before their
-    /// 200 goes out, so that a full queue is a 429, not an error event; a
-    /// request that loses the race to the last place gets the error event.
-    pub fn check_room(&self) -> Result<(), EngineError> {
-        if self.load() >= self.capacity() {
-            return Err(self.full());
-        }
-        Ok(())
-    }
-
     fn capacity(&self) -> usize {
         self.info.max_num_seqs.saturating_add(self.max_waiting)
     }
@@ -155,35 +188,10 @@ impl EngineHandle {
         EngineExit(self.alive.clone())
     }
 
-    /// Validates the request against the model and queues it.
+    /// Checks the request against the model (`EngineInfo::check`) and
+    /// queues it.
     pub fn submit(&self, request: GenerateRequest) -> Result<RequestStream, EngineError> {
-        let prompt = request.prompt.len();
-        if prompt == 0 {
-            return Err(EngineError::EmptyPrompt);
-        }
-        let vocab = self.info.vocab_size;
-        if let Some(&id) = request.prompt.iter().find(|&&id| id as usize >= vocab) {
-            return Err(EngineError::TokenOutOfRange { id, vocab });
-        }
-        let bias = &request.params.penalties.logit_bias;
-        if let Some(&(id, _)) = bias.iter().find(|&&(id, _)| id as usize >= vocab) {
-            return Err(EngineError::BiasOutOfRange { id, vocab });
-        }
-        let context = self.info.context_length;
-        if prompt + request.params.max_tokens > context {
-            return Err(EngineError::ContextOverflow {
-                context,
-                prompt,
-                max_tokens: request.params.max_tokens,
-            });
-        }
-        let needed = prompt + request.params.max_tokens;
-        if needed > self.info.kv_tokens {
-            return Err(EngineError::LargerThanCache {
-                needed,
-                capacity: self.info.kv_tokens,
-            });
-        }
+        self.info.check(&request.prompt, &request.params)?;
         let admission = self.admit()?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.jobs
@@ -271,7 +279,6 @@ mod tests {
             ),
             "{e}"
         );
-        assert!(h.check_room().is_err());
         // A refused request holds no place.
         assert_eq!(h.load(), 3);
         // The engine finishing one job (dropping it) frees its place; a
@@ -280,7 +287,6 @@ mod tests {
         assert_eq!(h.load(), 3);
         drop(jobs.recv().unwrap());
         assert_eq!(h.load(), 2);
-        assert!(h.check_room().is_ok());
         assert!(h.submit(request()).is_ok());
     }
 

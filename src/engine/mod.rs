@@ -8,6 +8,7 @@ mod error;
 pub mod grammar;
 mod handle;
 mod kv;
+mod launch;
 mod output;
 mod penalties;
 mod priority;
@@ -19,9 +20,10 @@ mod stats;
 mod stop;
 mod worker;
 
-pub use config::{parse_memory, physical_memory, EngineConfig, KvBudget};
+pub use config::{parse_memory, physical_memory, EngineConfig, KvBudget, LatencyFeed};
 pub use error::EngineError;
 pub use handle::{EngineExit, EngineHandle, EngineInfo, RequestStream};
+pub use launch::{start, Compute, ModelSpec, Started};
 pub use request::{
     Event, FinishReason, GenerateRequest, Penalties, SamplingParams, TokenLogprob, Usage,
 };

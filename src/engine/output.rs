@@ -144,7 +144,7 @@ impl Output {
     /// without sending the row back.
     pub fn takes_argmax(&self) -> bool {
         let p = &self.params;
-        (p.temperature <= 0.0 || p.top_k == 1)
+        p.is_greedy()
             && p.penalties.is_none()
             && p.logprobs.is_none()
             && p.prompt_logprobs.is_none()

@@ -31,6 +31,15 @@ pub struct SamplingParams {
     pub grammar: Option<Arc<Compiled>>,
 }
 
+impl SamplingParams {
+    /// Whether the next token is always the most likely one (temperature
+    /// 0, or top_k 1): the one definition of greedy, which the sampler
+    /// and the device's argmax path both follow.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0 || self.top_k == 1
+    }
+}
+
 impl Default for SamplingParams {
     fn default() -> Self {
         SamplingParams {

@@ -137,7 +137,7 @@ enum Filtered<'a> {
 
 impl Candidates {
     fn filter<'a>(&'a mut self, p: &SamplingParams, logits: &[f32]) -> Filtered<'a> {
-        if p.temperature <= 0.0 || p.top_k == 1 {
+        if p.is_greedy() {
             return Filtered::Only(argmax(logits));
         }
         // Candidates sorted by logit, best first; ties keep the lower id.

@@ -406,7 +406,7 @@ fn draws_follow_the_computed_distribution() {
 
 /// `choose` as it read before `distribution` was split out of it.
 fn choose_unsplit(p: &SamplingParams, rng: &mut Rng, logits: &[f32]) -> u32 {
-    if p.temperature <= 0.0 || p.top_k == 1 {
+    if p.is_greedy() {
         return argmax(logits);
     }
     let mut cand: Vec<(u32, f32)> = logits

@@ -1,6 +1,7 @@
 //! What an engine reports about itself, updated after every step and read
 //! by whoever exports metrics: plain atomics, no lock on the step path.
 
+pub use crate::telemetry::EngineSnapshot;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Default, Debug)]
@@ -15,33 +16,6 @@ pub struct EngineStats {
     steps: AtomicU64,
     busy_ns: AtomicU64,
     alive_ns: AtomicU64,
-}
-
-/// One reading of an engine's state and running totals.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EngineSnapshot {
-    pub running: u64,
-    pub waiting: u64,
-    pub kv_blocks_used: u64,
-    pub kv_blocks_total: u64,
-    /// Prompt tokens looked up in the prefix cache, and those found.
-    pub prefix_queried_tokens: u64,
-    pub prefix_hit_tokens: u64,
-    pub preemptions: u64,
-    pub steps: u64,
-    /// Time spent in steps, and since the engine started (nanoseconds).
-    pub busy_ns: u64,
-    pub alive_ns: u64,
-}
-
-impl EngineSnapshot {
-    /// The share of KV blocks held by sequences.
-    pub fn kv_usage(&self) -> f64 {
-        if self.kv_blocks_total == 0 {
-            return 0.0;
-        }
-        self.kv_blocks_used as f64 / self.kv_blocks_total as f64
-    }
 }
 
 impl EngineStats {

@@ -67,7 +67,7 @@ impl<B: Backend> Engine<B> {
             .min(config.max_kv_bytes.unwrap_or(usize::MAX))
             .max(at_least);
         let reservation = budget.reserve(wanted, at_least).ok_or_else(|| {
-            EngineError::Config(format!(
+            EngineError::NoRoom(format!(
                 "the KV cache budget has {} MiB left; this model needs at least {} MiB for {} sequences",
                 budget.left() >> 20,
                 at_least.div_ceil(1 << 20),
@@ -77,7 +77,7 @@ impl<B: Backend> Engine<B> {
         let blocks = reservation.bytes() / block_bytes;
         let cache = backend
             .kv_cache(model.kv_shape(blocks, bs, config.kv_dtype))
-            .map_err(|e| EngineError::Config(e.to_string()))?;
+            .map_err(|e| EngineError::NoRoom(e.to_string()))?;
         let scheduler = Scheduler::new(
             SchedulerConfig {
                 max_num_seqs: config.max_num_seqs,
@@ -102,7 +102,11 @@ impl<B: Backend> Engine<B> {
             logit_rows: Vec::new(),
             stats: Arc::new(EngineStats::default()),
             steps: 0,
-            metrics: EngineMetrics::new(&config.model_name, &config.version),
+            metrics: EngineMetrics::new(
+                &config.model_name,
+                &config.version,
+                config.latency.0.clone(),
+            ),
             born: std::time::Instant::now(),
             busy: std::time::Duration::ZERO,
         })

@@ -6,6 +6,7 @@ pub mod config;
 pub mod convert;
 pub mod dummy;
 pub mod error;
+pub mod generation;
 pub mod gguf;
 pub mod hf;
 pub mod loaded;
@@ -20,6 +21,9 @@ pub mod tokenizer;
 pub mod transformer;
 pub mod twins;
 
+/// The formats a model's weights are stored and computed in, as the
+/// rooms above name them (`--dtype`, a version's `quantize`).
+pub use crate::backend::WeightFormat;
 pub use config::{Architecture, ModelConfig};
 pub use error::ModelError;
 pub use loaded::{LoadedModel, ModelSource};

@@ -3,8 +3,8 @@
 
 use super::chat_template::ChatTemplate;
 use super::error::Result;
+use super::generation::GenerationDefaults;
 use super::gguf::GgufFile;
-use super::hf::GenerationDefaults;
 use super::tokenizer::Tokenizer;
 
 pub struct TextSide {

@@ -103,6 +103,8 @@ pub enum What {
 }
 
 impl What {
+    pub const ALL: [What; 3] = [What::Requests, What::Tokens, What::Concurrent];
+
     /// A metric label: requests, tokens or concurrent.
     pub fn label(self) -> &'static str {
         match self {

@@ -55,6 +55,16 @@ pub struct RateLimited {
     pub info: RateInfo,
 }
 
+impl RateLimited {
+    /// Whose limit refused it, as the metrics label it: every scope.
+    pub const SCOPES: [&'static str; 2] = ["key", "tenant"];
+
+    /// `key` or `tenant`.
+    pub fn scope(&self) -> &'static str {
+        Self::SCOPES[usize::from(self.tenant)]
+    }
+}
+
 /// The policy of one server process.
 pub struct Policy {
     store: Arc<Store>,

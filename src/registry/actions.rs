@@ -1,29 +1,31 @@
-//! The admin actions on deployments: deploy, promote, rollback, loading a
-//! version on demand, and restoring the stored deployments at start (with
-//! register.rs, canary.rs, shadow.rs and drain.rs). One runs at a time. A
-//! deployment changes in memory first (the routing table swap), then in
-//! the store with its audit entry in one transaction: a crash between the
-//! two leaves the last change that completed.
+//! The admin actions on deployments: deploy, promote, rollback and
+//! loading a version on demand (with register.rs, canary.rs, shadow.rs,
+//! drain.rs and boot.rs). Each action prepares what is slow without a
+//! lock (loading, warming up, the promotion gate), then takes its model's
+//! lock to decide and commit: the routing table swap first, then the
+//! store with its audit entry in one transaction. A crash between the two
+//! leaves the last change that completed.
 
+use super::locks::{self, hold};
 use super::names::BOOT_VERSION;
 use super::register::artifact_digest;
-use super::rollout::RolloutPlan;
 use super::warmup;
 use super::{LoadSpec, Registry, RegistryError, Route, ServedModel, Slot};
-use crate::backend::WeightFormat;
-use crate::model::ModelSource;
+use crate::model::{ModelSource, WeightFormat};
 use crate::store::{now_ms, Deployment, NewAudit, WarmupCheck};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-impl Registry {
-    pub(super) fn lock_actions(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.actions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// A version ready to become stable: in memory, and through the
+/// promotion gate when the action has one.
+pub(super) struct Prepared {
+    served: Arc<ServedModel>,
+    /// What the gate found, for the audit entry.
+    gate: String,
+}
 
+impl Registry {
     /// Runs an action; a failure is appended to the audit trail too.
     pub(super) fn audited<T>(
         &self,
@@ -61,9 +63,11 @@ impl Registry {
         version: &str,
         actor: &str,
     ) -> Result<Deployment, RegistryError> {
-        let _one = self.lock_actions();
         self.audited(actor, "deploy", model, Some(version), || {
-            self.make_stable(model, version, actor, "deploy", "")
+            let prepared = self.prepare_stable(model, version, true)?;
+            let lock = self.model_lock(model);
+            let _one = hold(&lock);
+            self.commit_stable(model, prepared, actor, "deploy", "")
         })
     }
 
@@ -75,91 +79,69 @@ impl Registry {
         to: Option<&str>,
         actor: &str,
     ) -> Result<Deployment, RegistryError> {
-        let _one = self.lock_actions();
         self.audited(actor, "rollback", model, to, || {
-            let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
-            if to.is_none() && current.canary.is_some() {
-                return self.set_canary(model, None, None, actor, "rollback", "");
-            }
-            let target = match to {
-                Some(v) => v.to_owned(),
-                None => current.previous.clone().ok_or_else(|| {
-                    RegistryError::Conflict(format!(
-                        "`{model}` has no previous version to roll back to"
-                    ))
-                })?,
+            // The target is read twice: once to load it if it is not in
+            // memory, then under the lock, where it counts.
+            let target = |current: &Deployment| -> Result<Option<String>, RegistryError> {
+                if to.is_none() && current.canary.is_some() {
+                    return Ok(None);
+                }
+                match to {
+                    Some(v) => Ok(Some(v.to_owned())),
+                    None => current.previous.clone().map(Some).ok_or_else(|| {
+                        RegistryError::Conflict(format!(
+                            "`{model}` has no previous version to roll back to"
+                        ))
+                    }),
+                }
             };
-            self.make_stable(model, &target, actor, "rollback", "")
+            let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
+            let prepared = match target(&current)? {
+                Some(v) => Some(self.prepare_stable(model, &v, false)?),
+                None => None,
+            };
+            let lock = self.model_lock(model);
+            let _one = hold(&lock);
+            let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
+            match (target(&current)?, prepared) {
+                (None, _) => self.set_canary(model, None, None, actor, "rollback", ""),
+                (Some(v), Some(p)) if p.served.version == v => {
+                    self.commit_stable(model, p, actor, "rollback", "")
+                }
+                // Another action moved the deployment while the target
+                // loaded: roll back to what is the target now, if it is
+                // in memory.
+                (Some(v), _) => {
+                    let served = self.ready(model, &v).ok_or_else(|| changed(model))?;
+                    let p = Prepared {
+                        served,
+                        gate: String::new(),
+                    };
+                    self.commit_stable(model, p, actor, "rollback", "")
+                }
+            }
         })
     }
 
     /// Makes the canary the stable version.
     pub fn promote(&self, model: &str, actor: &str) -> Result<Deployment, RegistryError> {
-        let _one = self.lock_actions();
         self.audited(actor, "promote", model, None, || {
-            let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
-            let canary = current.canary.ok_or_else(|| {
-                RegistryError::Conflict(format!("`{model}` has no canary to promote"))
-            })?;
-            self.make_stable(model, &canary, actor, "promote", "")
+            let canary = self.canary_version(model)?;
+            let prepared = self.prepare_stable(model, &canary, true)?;
+            let lock = self.model_lock(model);
+            let _one = hold(&lock);
+            if self.canary_version(model)? != canary {
+                return Err(changed(model));
+            }
+            self.commit_stable(model, prepared, actor, "promote", "")
         })
     }
 
-    /// Loads what the store says is deployed, at start. A model whose
-    /// version cannot load stays out of the table, with an error logged.
-    pub fn restore(self: &Arc<Self>) -> Result<Vec<String>, RegistryError> {
-        let _one = self.lock_actions();
-        let mut restored = Vec::new();
-        for d in self.store.deployments()? {
-            let loaded = self.ensure_loaded(&d.model, &d.stable).and_then(|stable| {
-                let canary = match &d.canary {
-                    Some(c) => Some(self.ensure_loaded(&d.model, c)?),
-                    None => None,
-                };
-                Ok((stable, canary))
-            });
-            match loaded {
-                Ok((stable, canary)) => {
-                    let route = Route {
-                        names: self.route_names(&d.model),
-                        stable,
-                        canary: canary.map(|version| super::Canary {
-                            version,
-                            percent: d.canary_percent,
-                        }),
-                        shadow: self.restore_shadow(&d),
-                    };
-                    self.table.rcu(|t| t.with(route.clone()));
-                    self.publish_route(&d.model);
-                    self.resume_rollout(&d);
-                    restored.push(format!("{}@{}", d.model, d.stable));
-                }
-                Err(e) => tracing::error!(
-                    model = %d.model,
-                    version = %d.stable,
-                    error = %e,
-                    "the stored deployment could not be restored"
-                ),
-            }
-        }
-        Ok(restored)
-    }
-
-    /// Restarts the analysis of a canary that was running at shutdown, at
-    /// the step it had reached.
-    fn resume_rollout(self: &Arc<Self>, d: &Deployment) {
-        let (Some(canary), Some(rollout)) = (&d.canary, &d.rollout) else {
-            return;
-        };
-        let plan = serde_json::from_value::<RolloutPlan>(rollout["plan"].clone());
-        let step = rollout["step"].as_u64().unwrap_or(0) as usize;
-        match plan {
-            Ok(plan) if step < plan.steps.len() => {
-                self.controllers
-                    .start(Arc::downgrade(self), &d.model, canary, plan, step)
-            }
-            _ => tracing::warn!(model = %d.model, "a stored rollout plan could not be read"),
-        }
+    fn canary_version(&self, model: &str) -> Result<String, RegistryError> {
+        let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
+        current
+            .canary
+            .ok_or_else(|| RegistryError::Conflict(format!("`{model}` has no canary to promote")))
     }
 
     /// The deployment of `model` and its route, or an error saying it has
@@ -189,70 +171,99 @@ impl Registry {
 
     /// The names a model's route answers to: those it has (aliases of a
     /// command-line model), else the model's own.
-    fn route_names(&self, model: &str) -> Vec<String> {
+    pub(super) fn route_names(&self, model: &str) -> Vec<String> {
         self.table()
             .route(model)
             .filter(|r| r.names[0] == model)
             .map_or_else(|| vec![model.to_owned()], |r| r.names.clone())
     }
 
-    pub(super) fn make_stable(
+    /// The slow half of making `version` stable, without the model's
+    /// lock: loading it, and the promotion gate against the stable
+    /// version it would replace (`gated`: never for a rollback, the way
+    /// back stays open).
+    pub(super) fn prepare_stable(
         &self,
         model: &str,
         version: &str,
+        gated: bool,
+    ) -> Result<Prepared, RegistryError> {
+        let old_stable = self.current(model)?.map(|d| d.stable);
+        let was_loaded = self.ready(model, version).is_some();
+        let served = self.ensure_loaded(model, version)?;
+        if !gated {
+            return Ok(Prepared {
+                served,
+                gate: String::new(),
+            });
+        }
+        match self.gate(model, version, old_stable.as_deref()) {
+            Ok(gate) => Ok(Prepared { served, gate }),
+            Err(refused) => {
+                // Loaded for this action alone: its memory goes back, as
+                // after a failed warm-up.
+                if !was_loaded {
+                    self.drain_if_unrouted(model, version, served);
+                }
+                Err(refused)
+            }
+        }
+    }
+
+    /// The quick half, under the model's lock: the routing table swap and
+    /// the store write. The version must still be the one prepared (an
+    /// unload may have started in between).
+    pub(super) fn commit_stable(
+        &self,
+        model: &str,
+        prepared: Prepared,
         actor: &str,
         action: &str,
         detail: &str,
     ) -> Result<Deployment, RegistryError> {
+        let Prepared { served, gate } = prepared;
+        let version = served.version.clone();
+        if !self
+            .ready(model, &version)
+            .is_some_and(|m| Arc::ptr_eq(&m, &served))
+        {
+            return Err(RegistryError::Conflict(format!(
+                "`{model}@{version}` was unloaded while this {action} prepared it; try again"
+            )));
+        }
         let before = self.current(model)?;
-        let was_loaded = matches!(self.slot(model, version), Some(Slot::Ready(_)));
-        let served = self.ensure_loaded(model, version)?;
-        let old_stable = before.as_ref().map(|d| d.stable.clone());
-        // Rolling back is never gated: the way back stays open.
-        let gate = if action == "rollback" {
-            String::new()
-        } else {
-            match self.gate(model, version, old_stable.as_deref()) {
-                Ok(detail) => detail,
-                Err(refused) => {
-                    // Loaded for this action alone: its memory goes back,
-                    // as after a failed warm-up.
-                    if !was_loaded && !self.table().routes_to(model, version) {
-                        let _ = self.start_drain(model, version, served);
-                    }
-                    return Err(refused);
-                }
-            }
-        };
         let detail = [detail, gate.as_str()]
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join("; ");
-        let old_canary = self.table().route(model).and_then(|r| r.canary.clone());
+        let old_route = self.table().route(model).cloned();
         // The canary that becomes stable stops being a canary.
-        let canary = old_canary.filter(|c| c.version.version != version);
+        let canary = old_route
+            .as_ref()
+            .and_then(|r| r.canary.clone())
+            .filter(|c| c.version.version != version);
         // A version made stable serves clients: never in the background.
         served.engine.set_background(false);
-        let shadow = self.table().route(model).and_then(|r| r.shadow.clone());
         let route = Route {
             names: self.route_names(model),
             stable: served,
             canary: canary.clone(),
-            shadow,
+            shadow: old_route.and_then(|r| r.shadow.clone()),
         };
         self.table.rcu(|t| t.with(route.clone()));
         self.publish_route(model);
         if canary.is_none() {
             self.controllers.stop(model);
         }
+        let old_stable = before.as_ref().map(|d| d.stable.clone());
         let previous = match old_stable {
             Some(v) if v != version => Some(v),
             _ => before.as_ref().and_then(|d| d.previous.clone()),
         };
         let after = Deployment {
             model: model.to_owned(),
-            stable: version.to_owned(),
+            stable: version,
             previous,
             canary: canary.as_ref().map(|c| c.version.version.clone()),
             canary_percent: canary.as_ref().map_or(0.0, |c| c.percent),
@@ -264,40 +275,32 @@ impl Registry {
             shadow: before.as_ref().and_then(|d| d.shadow.clone()),
             shadow_percent: before.as_ref().map_or(0.0, |d| d.shadow_percent),
         };
-        self.persist(&after, before, actor, action, &detail)?;
-        Ok(after)
-    }
-
-    fn persist(
-        &self,
-        after: &Deployment,
-        before: Option<Deployment>,
-        actor: &str,
-        action: &str,
-        detail: &str,
-    ) -> Result<(), RegistryError> {
         self.store.set_deployment(
-            after,
+            &after,
             &NewAudit {
                 actor,
                 action,
-                model: &after.model,
+                model,
                 version: Some(&after.stable),
                 before: before.map_or(Value::Null, |d| json!(d)),
                 after: json!(after),
                 ok: true,
-                detail: detail.to_owned(),
+                detail,
             },
         )?;
-        Ok(())
+        Ok(after)
     }
 
     /// The version in memory, loading and warming it up when it is not.
+    /// Loads of one version take turns: the second caller finds it ready.
     pub(super) fn ensure_loaded(
         &self,
         model: &str,
         version: &str,
     ) -> Result<Arc<ServedModel>, RegistryError> {
+        let key = (model.to_owned(), version.to_owned());
+        let lock = self.loads.of(&key);
+        let _one = locks::hold(&lock);
         match self.slot(model, version) {
             Some(Slot::Ready(m)) => return Ok(m),
             Some(Slot::Draining) => {
@@ -330,21 +333,31 @@ impl Registry {
             )));
         }
         let prompts = warmup::parse(Some(&record.warmup))?;
-        let key = (model.to_owned(), version.to_owned());
-        self.lock_slots().insert(key.clone(), Slot::Loading);
         let dtype = match record.quantize.as_deref() {
             Some(name) => Some(WeightFormat::from_name(name).ok_or_else(|| {
                 RegistryError::Invalid(format!("`{name}` is not a weight format this build knows"))
             })?),
             None => None,
         };
-        let loaded = self.loader.load(LoadSpec {
-            source: &ModelSource::from_path(&path),
-            dtype,
-            names: vec![model.to_owned()],
-            version,
-            warmup: &prompts,
-        });
+        self.lock_slots().insert(key.clone(), Slot::Loading);
+        let loaded = self.loader.load(
+            LoadSpec {
+                source: &ModelSource::from_path(&path),
+                dtype,
+                names: vec![model.to_owned()],
+                version,
+                warmup: &prompts,
+            },
+            self.windows.of(model, version),
+        );
+        let passed = WarmupCheck {
+            passed: loaded.is_ok(),
+            detail: match &loaded {
+                Err(RegistryError::Warmup(detail)) => detail.clone(),
+                _ => String::new(),
+            },
+            at: now_ms(),
+        };
         match loaded {
             Ok(served) => {
                 crate::telemetry::metrics::model_served(
@@ -355,29 +368,15 @@ impl Registry {
                 );
                 let served = Arc::new(served);
                 self.lock_slots().insert(key, Slot::Ready(served.clone()));
-                self.store.record_warmup(
-                    model,
-                    version,
-                    &WarmupCheck {
-                        passed: true,
-                        detail: String::new(),
-                        at: now_ms(),
-                    },
-                )?;
+                self.store.record_warmup(model, version, &passed)?;
                 Ok(served)
             }
             Err(e) => {
                 self.lock_slots().remove(&key);
-                if let RegistryError::Warmup(detail) = &e {
-                    self.store.record_warmup(
-                        model,
-                        version,
-                        &WarmupCheck {
-                            passed: false,
-                            detail: detail.clone(),
-                            at: now_ms(),
-                        },
-                    )?;
+                // Only a failed warm-up is the version's own verdict; a
+                // machine without room may load it later.
+                if let RegistryError::Warmup(_) = &e {
+                    self.store.record_warmup(model, version, &passed)?;
                 }
                 Err(e)
             }
@@ -387,4 +386,11 @@ impl Registry {
 
 pub(super) fn not_deployed(model: &str) -> RegistryError {
     RegistryError::NotFound(format!("`{model}` is not deployed"))
+}
+
+/// Another action changed the deployment while this one prepared.
+fn changed(model: &str) -> RegistryError {
+    RegistryError::Conflict(format!(
+        "the deployment of `{model}` changed while this action prepared; look again and retry"
+    ))
 }

@@ -3,6 +3,7 @@
 //! up, promote, roll back) come back here.
 
 use super::actions::not_deployed;
+use super::locks::hold;
 use super::rollout::{controller_actor as ACTOR, RolloutPlan};
 use super::{Registry, RegistryError, Route, ServedModel};
 use crate::store::{now_ms, Deployment, NewAudit};
@@ -21,7 +22,6 @@ impl Registry {
         plan: Option<RolloutPlan>,
         actor: &str,
     ) -> Result<Deployment, RegistryError> {
-        let _one = self.lock_actions();
         self.audited(actor, "canary", model, Some(version), || {
             if let Some(p) = &plan {
                 p.validate()?;
@@ -40,13 +40,20 @@ impl Registry {
                     "percent must be in (0, 100], not {percent}"
                 )));
             }
-            let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
-            if current.stable == version {
-                return Err(RegistryError::Conflict(format!(
-                    "`{version}` is already the stable version of `{model}`"
-                )));
-            }
+            let is_stable = || -> Result<(), RegistryError> {
+                let current = self.current(model)?.ok_or_else(|| not_deployed(model))?;
+                if current.stable == version {
+                    return Err(RegistryError::Conflict(format!(
+                        "`{version}` is already the stable version of `{model}`"
+                    )));
+                }
+                Ok(())
+            };
+            is_stable()?;
             let served = self.ensure_loaded(model, version)?;
+            let lock = self.model_lock(model);
+            let _one = hold(&lock);
+            is_stable()?;
             let rollout = plan.as_ref().map(|p| json!({"plan": p, "step": 0}));
             let d =
                 self.set_canary(model, Some((served, percent)), rollout, actor, "canary", "")?;
@@ -60,8 +67,8 @@ impl Registry {
         })
     }
 
-    /// Carries out a rollout controller's verdict on `canary`, unless a
-    /// person changed the canary in the meantime.
+    /// Carries out a rollout controller's verdict on `canary` under the
+    /// model's lock, unless a person changed the canary in the meantime.
     fn verdict(
         &self,
         model: &str,
@@ -69,7 +76,8 @@ impl Registry {
         action: &str,
         act: impl FnOnce() -> Result<Deployment, RegistryError>,
     ) -> Result<(), RegistryError> {
-        let _one = self.lock_actions();
+        let lock = self.model_lock(model);
+        let _one = hold(&lock);
         if self.canary_of(model, canary).is_none() {
             return Ok(());
         }
@@ -98,8 +106,10 @@ impl Registry {
         step: usize,
         why: &str,
     ) -> Result<(), RegistryError> {
+        let Some(served) = self.ready(model, canary) else {
+            return Ok(());
+        };
         self.verdict(model, canary, "auto-step", || {
-            let served = self.ensure_loaded(model, canary)?;
             let mut rollout = self.current(model)?.and_then(|d| d.rollout);
             if let Some(r) = rollout.as_mut() {
                 r["step"] = json!(step);
@@ -116,8 +126,19 @@ impl Registry {
         canary: &str,
         why: &str,
     ) -> Result<(), RegistryError> {
+        // The gate runs before the lock: it evaluates, which takes time.
+        let prepared = match self.prepare_stable(model, canary, true) {
+            Ok(p) => p,
+            Err(e) => {
+                return self
+                    .audited(ACTOR, "auto-promote", model, Some(canary), || {
+                        Err::<(), _>(e)
+                    })
+                    .map(drop)
+            }
+        };
         self.verdict(model, canary, "auto-promote", || {
-            self.make_stable(model, canary, ACTOR, "auto-promote", why)
+            self.commit_stable(model, prepared, ACTOR, "auto-promote", why)
         })
     }
 

@@ -2,6 +2,7 @@
 //! started on it finish there; then its engine stops and its memory
 //! (weights, KV cache) goes back to the machine and the KV budget.
 
+use super::locks::hold;
 use super::served::ServedModel;
 use super::{Registry, RegistryError, Slot};
 use crate::store::NewAudit;
@@ -11,10 +12,12 @@ use std::time::{Duration, Instant};
 
 impl Registry {
     /// Takes a version no route uses out of memory: waits for its requests
-    /// in flight, stops its engine, returns its memory.
+    /// in flight, stops its engine, returns its memory. The model's lock
+    /// is held only to check the routes and start the drain.
     pub fn unload(&self, model: &str, version: &str, actor: &str) -> Result<Value, RegistryError> {
-        let _one = self.lock_actions();
         self.audited(actor, "unload", model, Some(version), || {
+            let lock = self.model_lock(model);
+            let one = hold(&lock);
             let served = match self.slot(model, version) {
                 Some(Slot::Ready(m)) => m,
                 Some(Slot::Draining) => {
@@ -34,6 +37,7 @@ impl Registry {
                 )));
             }
             let drained = self.start_drain(model, version, served)?;
+            drop(one);
             let outcome = match drained.recv_timeout(self.drain_timeout) {
                 Ok(took) => json!({"state": "unloaded", "drain_ms": took.as_millis() as u64}),
                 Err(_) => json!({"state": "draining", "drain_ms": null}),
@@ -51,6 +55,18 @@ impl Registry {
             })?;
             Ok(after)
         })
+    }
+}
+
+impl Registry {
+    /// Drains a version that was loaded for an action that did not go
+    /// through, unless a route took it up meanwhile.
+    pub(super) fn drain_if_unrouted(&self, model: &str, version: &str, served: Arc<ServedModel>) {
+        let lock = self.model_lock(model);
+        let _one = hold(&lock);
+        if !self.table().routes_to(model, version) {
+            let _ = self.start_drain(model, version, served);
+        }
     }
 }
 

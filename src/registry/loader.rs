@@ -2,16 +2,14 @@
 //! the process has left, loads the weights, starts its engine on the
 //! shared compute pool and KV budget, and answers the golden prompts.
 
+use super::rollout::VersionWindow;
 use super::served::ServedModel;
 use super::warmup::{self, GoldenPrompt};
 use super::RegistryError;
-use crate::backend::cpu::{ComputePool, CpuBackend};
-use crate::backend::cuda::CudaBackend;
-use crate::backend::device::Device;
-use crate::backend::{Backend, WeightFormat};
-use crate::engine::{self, EngineConfig, KvBudget};
+use crate::engine::{self, Compute, EngineConfig, EngineError, KvBudget, LatencyFeed, ModelSpec};
 use crate::model::chat_template::ChatTemplate;
-use crate::model::ModelSource;
+use crate::model::{ModelSource, WeightFormat};
+use crate::store::now_unix;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,16 +19,14 @@ pub struct LoadSettings {
     pub engine: EngineConfig,
     pub max_model_len: Option<usize>,
     pub default_max_tokens: Option<usize>,
-    pub exact_activations: bool,
     /// `--chat-template`: a file or the template itself.
     pub chat_template: Option<String>,
-    /// The device every version computes on.
-    pub device: Device,
 }
 
 pub struct Loader {
     settings: LoadSettings,
-    pool: Arc<ComputePool>,
+    /// The device every version computes on, and the CPU's one pool.
+    compute: Compute,
     budget: Arc<KvBudget>,
 }
 
@@ -45,70 +41,61 @@ pub struct LoadSpec<'a> {
 }
 
 impl Loader {
-    pub fn new(settings: LoadSettings, pool: Arc<ComputePool>, budget: Arc<KvBudget>) -> Self {
+    pub fn new(settings: LoadSettings, compute: Compute, budget: Arc<KvBudget>) -> Self {
         Loader {
             settings,
-            pool,
+            compute,
             budget,
         }
     }
 
-    /// Loads, starts and warms up a version. A version that fails its
-    /// golden prompts is stopped and its memory returned.
-    pub fn load(&self, spec: LoadSpec) -> Result<ServedModel, RegistryError> {
+    /// Loads, starts and warms up a version, its latencies fed to
+    /// `window`. A version that fails its golden prompts is stopped and
+    /// its memory returned.
+    pub(super) fn load(
+        &self,
+        spec: LoadSpec,
+        window: Arc<VersionWindow>,
+    ) -> Result<ServedModel, RegistryError> {
         self.check_room(spec.source)?;
-        let s = &self.settings;
-        match &s.device {
-            Device::Cpu => self.start(
-                CpuBackend::new(self.pool.clone()).with_exact_activations(s.exact_activations),
-                spec,
-            ),
-            Device::Cuda(dev) => self.start(CudaBackend::new(dev.clone()), spec),
-        }
-    }
-
-    fn start<B: Backend>(&self, backend: B, spec: LoadSpec) -> Result<ServedModel, RegistryError> {
         let started = std::time::Instant::now();
         let s = &self.settings;
-        let backend_name = backend.describe();
-        let mut loaded = crate::model::loaded::load(spec.source, spec.dtype, &backend)
-            .map_err(|e| RegistryError::Artifact(e.to_string()))?;
-        if let Some(cap) = s.max_model_len {
-            let own = loaded.model.config.context_length;
-            if cap == 0 || cap > own {
-                return Err(RegistryError::Invalid(format!(
-                    "--max-model-len {cap} must be between 1 and the model's context length {own}"
-                )));
-            }
-            loaded.model.config.context_length = cap;
-        }
-        if let Some(arg) = &s.chat_template {
-            loaded.template = Some(chat_template(arg, &loaded.tokenizer)?);
-        }
         let mut names = spec.names;
         if names.is_empty() {
-            names.push(loaded.name.clone());
+            names.push(spec.source.default_name());
         }
         let config = EngineConfig {
             model_name: names[0].clone(),
             version: spec.version.to_owned(),
+            latency: LatencyFeed(Some(window.clone())),
             ..s.engine.clone()
         };
-        let handle = engine::spawn(
-            backend,
-            loaded.model,
-            loaded.tokenizer.clone(),
-            &config,
-            &self.budget,
-        )
-        .map_err(|e| RegistryError::NoRoom(e.to_string()))?;
-        warmup::run(&handle, &loaded.tokenizer, spec.warmup).map_err(RegistryError::Warmup)?;
+        let model = ModelSpec {
+            source: spec.source,
+            dtype: spec.dtype,
+            max_model_len: s.max_model_len,
+        };
+        let engine::Started {
+            handle,
+            tokenizer,
+            mut template,
+            defaults,
+            weights,
+        } = engine::start(&self.compute, model, &config, &self.budget).map_err(|e| match e {
+            EngineError::Load(why) => RegistryError::Artifact(why),
+            EngineError::Config(why) => RegistryError::Invalid(why),
+            other => RegistryError::NoRoom(other.to_string()),
+        })?;
+        if let Some(arg) = &s.chat_template {
+            template = Some(chat_template(arg, &tokenizer)?);
+        }
+        warmup::run(&handle, &tokenizer, spec.warmup).map_err(RegistryError::Warmup)?;
         tracing::info!(
             model = %names[0],
             version = spec.version,
             source = ?spec.source,
-            weights = %loaded.weights,
-            backend = %backend_name,
+            weights = %weights,
+            backend = %handle.info().backend,
             kv_tokens = handle.info().kv_tokens,
             max_num_seqs = handle.info().max_num_seqs,
             ms = started.elapsed().as_millis() as u64,
@@ -116,26 +103,17 @@ impl Loader {
         );
         Ok(ServedModel {
             names,
-            fingerprint: format!(
-                "fp_switchyard-{}-{}",
-                env!("CARGO_PKG_VERSION"),
-                match &s.device {
-                    Device::Cpu => crate::backend::cpu::isa::isa().name().to_owned(),
-                    Device::Cuda(dev) => format!(
-                        "sm_{}{}",
-                        dev.info.compute_capability.0, dev.info.compute_capability.1
-                    ),
-                }
-            ),
+            fingerprint: self.compute.fingerprint(),
             default_max_tokens: s.default_max_tokens.filter(|&d| d > 0),
             engine: handle,
-            tokenizer: loaded.tokenizer,
-            template: loaded.template,
-            defaults: loaded.defaults,
+            tokenizer,
+            template,
+            defaults,
             version: spec.version.to_owned(),
-            weights: loaded.weights,
-            created: crate::server::openai::now_unix(),
+            weights,
+            created: now_unix(),
             faults: Default::default(),
+            window,
         })
     }
 

@@ -5,11 +5,13 @@
 //! readers never lock and a request keeps the version it started on.
 
 mod actions;
+mod boot;
 mod canary;
 mod drain;
 pub mod eval;
 mod faults;
 mod loader;
+mod locks;
 mod names;
 mod register;
 pub mod rollout;
@@ -19,17 +21,18 @@ mod table;
 mod views;
 pub mod warmup;
 
+pub use boot::{BootModel, StartUp};
 pub use drain::map_large_buffers;
 pub use loader::{LoadSettings, LoadSpec, Loader};
 pub use names::BOOT_VERSION;
 pub use register::Registration;
-pub use rollout::{AnalysisConfig, RolloutPlan};
+pub use rollout::{AnalysisConfig, RolloutPlan, VersionWindow};
 pub use served::ServedModel;
 pub use table::{Canary, Route, RoutingTable};
 
 use crate::store::{Store, StoreError};
 use arc_swap::ArcSwap;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -89,8 +92,15 @@ pub struct Registry {
     slots: Arc<Mutex<BTreeMap<VersionKey, Slot>>>,
     store: Arc<Store>,
     loader: Loader,
-    /// One admin action at a time: two deploys of one model must not race.
-    actions: Mutex<()>,
+    /// Admin actions on one model take turns (`locks.rs`).
+    models: locks::Keyed<String>,
+    /// Loads of one version take turns.
+    loads: locks::Keyed<VersionKey>,
+    /// The canary-analysis window of every version.
+    windows: rollout::Windows,
+    /// Why a model's stored deployment did not come back at start, for
+    /// the admin API (`start_up`).
+    restore_errors: Mutex<HashMap<String, String>>,
     /// Spreads canary traffic of requests that name no user.
     requests: AtomicU64,
     /// Counts requests offered to a shadow, to copy exactly its share.
@@ -111,17 +121,16 @@ impl Registry {
             slots: Arc::new(Mutex::new(BTreeMap::new())),
             store,
             loader,
-            actions: Mutex::new(()),
+            models: Default::default(),
+            loads: Default::default(),
+            windows: Default::default(),
+            restore_errors: Default::default(),
             requests: AtomicU64::new(0),
             mirrored: AtomicU64::new(0),
             controllers: rollout::Controllers::default(),
             allow_faults,
             drain_timeout: std::time::Duration::from_secs(120),
         }
-    }
-
-    pub fn loader(&self) -> &Loader {
-        &self.loader
     }
 
     /// The routing table now; a request resolves against one snapshot.
@@ -163,18 +172,6 @@ impl Registry {
                 _ => None,
             })
             .collect()
-    }
-
-    /// Puts a version loaded from the command-line flags in service. It
-    /// is not written to the store.
-    pub fn install_boot(&self, served: ServedModel) {
-        let served = Arc::new(served);
-        let key = (served.name().to_owned(), served.version.clone());
-        self.lock_slots().insert(key, Slot::Ready(served.clone()));
-        let model = served.name().to_owned();
-        let route = Route::stable_only(served.names.clone(), served);
-        self.table.rcu(|t| t.with(route.clone()));
-        self.publish_route(&model);
     }
 
     /// The evaluation score a version was registered with.
@@ -230,18 +227,25 @@ impl Registry {
         }
     }
 
-    /// What the store says `model` is deployed as.
-    pub fn stored_deployment(
-        &self,
-        model: &str,
-    ) -> Result<Option<crate::store::Deployment>, RegistryError> {
-        Ok(self.store.deployment(model)?)
-    }
-
     fn lock_slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<VersionKey, Slot>> {
         self.slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The version in memory and ready, if it is.
+    fn ready(&self, model: &str, version: &str) -> Option<Arc<ServedModel>> {
+        match self.slot(model, version) {
+            Some(Slot::Ready(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The lock `model`'s admin actions take turns on; held only around
+    /// a decision and its commit (table swap and store write), never
+    /// through a load.
+    fn model_lock(&self, model: &str) -> Arc<Mutex<()>> {
+        self.models.of(&model.to_owned())
     }
 
     fn slot(&self, model: &str, version: &str) -> Option<Slot> {

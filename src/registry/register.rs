@@ -5,7 +5,7 @@
 use super::names;
 use super::warmup;
 use super::{Registry, RegistryError};
-use crate::model::ModelSource;
+use crate::model::{ModelSource, WeightFormat};
 use crate::store::{self, now_ms, NewAudit, VersionRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -52,7 +52,7 @@ impl Registry {
     ) -> Result<VersionRecord, RegistryError> {
         names::check_model(model)?;
         names::check_version(&r.version)?;
-        let _one = self.lock_actions();
+        // No lock: the store refuses a second version of the same name.
         let version = r.version.clone();
         self.audited(actor, "register", model, Some(&version), || {
             if self.store.version(model, &r.version)?.is_some() {
@@ -63,8 +63,8 @@ impl Registry {
             }
             let warmup = warmup::parse(r.warmup.as_ref())?;
             if let Some(q) = r.quantize.as_deref() {
-                if crate::backend::WeightFormat::from_name(q).is_none() {
-                    let known: Vec<&str> = crate::backend::WeightFormat::ALL
+                if WeightFormat::from_name(q).is_none() {
+                    let known: Vec<&str> = WeightFormat::ALL
                         .iter()
                         .map(|f| f.name())
                         .collect();

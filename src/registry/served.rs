@@ -3,7 +3,7 @@
 
 use crate::engine::EngineHandle;
 use crate::model::chat_template::ChatTemplate;
-use crate::model::hf::GenerationDefaults;
+use crate::model::generation::GenerationDefaults;
 use crate::model::tokenizer::Tokenizer;
 use std::sync::Arc;
 
@@ -29,6 +29,9 @@ pub struct ServedModel {
     pub created: u64,
     /// Injected failures, for testing rollouts.
     pub faults: super::faults::Faults,
+    /// Recent outcomes and latencies, for the canary analysis; the engine
+    /// feeds it latencies, the server outcomes (`answered`).
+    pub window: Arc<super::rollout::VersionWindow>,
 }
 
 impl ServedModel {
@@ -43,5 +46,12 @@ impl ServedModel {
 
     pub fn answers_to(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
+    }
+
+    /// A generation request this version answered, for the canary
+    /// analysis: failed when the server failed it (5xx), not when the
+    /// client sent something wrong.
+    pub fn answered(&self, status: u16) {
+        self.window.outcome(status < 500);
     }
 }

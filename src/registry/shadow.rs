@@ -3,6 +3,7 @@
 //! Its engine runs in the background, only while the engines that answer
 //! clients are idle.
 
+use super::locks::hold;
 use super::{Canary, Registry, RegistryError, Route, ServedModel};
 use crate::store::{now_ms, Deployment, NewAudit};
 use serde_json::json;
@@ -19,30 +20,32 @@ impl Registry {
         percent: f64,
         actor: &str,
     ) -> Result<Deployment, RegistryError> {
-        let _one = self.lock_actions();
         self.audited(actor, "shadow", model, version, || {
             if !(0.0..=100.0).contains(&percent) {
                 return Err(RegistryError::Invalid(format!(
                     "percent must be between 0 and 100, not {percent}"
                 )));
             }
-            let (before, route) = self.deployed(model)?;
-            let shadow = match version.filter(|_| percent > 0.0) {
-                Some(v) if v == before.stable => {
-                    return Err(RegistryError::Conflict(format!(
-                        "`{v}` is the stable version of `{model}`; a shadow must be another"
-                    )))
-                }
-                Some(v) => {
-                    let served = self.ensure_loaded(model, v)?;
-                    served.engine.set_background(true);
-                    Some(Canary {
-                        version: served,
-                        percent,
-                    })
-                }
-                None => None,
+            let version = version.filter(|_| percent > 0.0);
+            let not_stable = |stable: &str| match version {
+                Some(v) if v == stable => Err(RegistryError::Conflict(format!(
+                    "`{v}` is the stable version of `{model}`; a shadow must be another"
+                ))),
+                _ => Ok(()),
             };
+            not_stable(&self.deployed(model)?.0.stable)?;
+            let served = version.map(|v| self.ensure_loaded(model, v)).transpose()?;
+            let lock = self.model_lock(model);
+            let _one = hold(&lock);
+            let (before, route) = self.deployed(model)?;
+            not_stable(&before.stable)?;
+            let shadow = served.map(|served| {
+                served.engine.set_background(true);
+                Canary {
+                    version: served,
+                    percent,
+                }
+            });
             if let Some(old) = &route.shadow {
                 let kept = shadow
                     .as_ref()

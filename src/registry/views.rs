@@ -45,6 +45,8 @@ impl Registry {
             "model": model,
             "names": route.as_ref().map_or_else(|| vec![model.to_owned()], |r| r.names.clone()),
             "deployment": deployment,
+            "serving": route.as_ref().map(|r| r.stable.version.clone()),
+            "restore_error": self.restore_error(model),
             "versions": versions,
             "loaded": loaded,
         }))

@@ -1,80 +1,63 @@
 //! Each request's caller and what it may reach. The policy room decides
-//! who a key is and what its limits are; this file knows which routes
-//! need which role, and carries the caller to the handlers (a task-local,
-//! like the served version) and the rate-limit standing back to the
-//! response headers.
+//! who a key is and what its limits are; the route table (`routes.rs`)
+//! says what each route needs; this file checks the one against the
+//! other, and admits a request against its key's limits.
 
+use super::context;
 use super::error::ApiError;
-use crate::policy::{Admission, Caller, Policy, PolicyError, RateInfo, Role};
-use hyper::header::HeaderValue;
-use hyper::{HeaderMap, Response};
-use std::cell::RefCell;
+use crate::policy::{Admission, Caller, Policy, PolicyError, Role};
+use hyper::HeaderMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// What a route asks of its caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Need {
     /// Health checks: load balancers carry no keys.
     Nothing,
     /// /metrics: open to loopback peers (a local Prometheus), else an
     /// operator's key.
     Metrics,
-    Role(Role),
+    /// The OpenAI API: any key.
+    User,
+    /// The admin API: an operator's key (with keys), a loopback peer
+    /// (without), and a client certificate where the server asks for one.
+    Operator,
+    /// The admin API of keys and tenants: an admin's key.
+    Admin,
 }
 
-pub fn need(path: &str) -> Need {
-    let path = path.trim_end_matches('/');
-    let admin = super::admin::PREFIX;
-    match path {
-        "/health" | "/ready" => Need::Nothing,
-        "/metrics" => Need::Metrics,
-        p if p == admin || p.starts_with(&format!("{admin}/")) => {
-            let rest = &p[admin.len()..];
-            if rest.starts_with("/keys") || rest.starts_with("/tenants") {
-                Need::Role(Role::Admin)
-            } else {
-                Need::Role(Role::Operator)
-            }
-        }
-        _ => Need::Role(Role::User),
+impl Need {
+    /// Whether the route belongs to the admin API.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Need::Operator | Need::Admin)
     }
 }
 
-/// The policy and the caller of the request being handled.
-#[derive(Clone)]
-pub struct Auth {
-    pub policy: Arc<Policy>,
-    pub caller: Caller,
-}
-
-tokio::task_local! {
-    static AUTH: Auth;
-    static RATE: RefCell<Option<RateInfo>>;
-}
-
-/// Authenticates the request and checks its role against the route.
+/// Authenticates the request and checks its role against what the route
+/// needs; the caller is None for routes that need no key and in open
+/// mode.
 pub fn check(
     policy: &Arc<Policy>,
     peer: SocketAddr,
-    path: &str,
+    need: Need,
     headers: &HeaderMap,
-) -> Result<Auth, ApiError> {
-    let open = Auth {
-        policy: policy.clone(),
-        caller: None,
-    };
-    let required = match need(path) {
-        Need::Nothing => return Ok(open),
-        Need::Metrics if peer.ip().is_loopback() => return Ok(open),
-        Need::Metrics => Role::Operator,
-        Need::Role(r) => r,
+) -> Result<Caller, ApiError> {
+    let required = match need {
+        Need::Nothing => return Ok(None),
+        Need::Metrics if peer.ip().is_loopback() => return Ok(None),
+        Need::Metrics | Need::Operator => Role::Operator,
+        Need::User => Role::User,
+        Need::Admin => Role::Admin,
     };
     let header = headers
         .get(hyper::header::AUTHORIZATION)
         .map(|v| {
-            v.to_str()
-                .map_err(|_| unauthenticated("the Authorization header is not text"))
+            v.to_str().map_err(|_| {
+                ApiError::from(PolicyError::Unauthenticated(
+                    "the Authorization header is not text".into(),
+                ))
+            })
         })
         .transpose()?;
     let caller = policy.authenticate(header)?;
@@ -89,51 +72,27 @@ pub fn check(
             .into());
         }
     }
-    Ok(Auth {
-        policy: policy.clone(),
-        caller,
-    })
-}
-
-fn unauthenticated(why: &str) -> ApiError {
-    PolicyError::Unauthenticated(why.into()).into()
-}
-
-/// Runs `f` as the request of `auth`; returns its answer and the
-/// rate-limit standing an admission recorded.
-pub async fn scope<F: std::future::Future>(auth: Auth, f: F) -> (F::Output, Option<RateInfo>) {
-    AUTH.scope(
-        auth,
-        RATE.scope(RefCell::new(None), async {
-            let out = f.await;
-            (out, RATE.with(|r| r.borrow_mut().take()))
-        }),
-    )
-    .await
-}
-
-/// The caller of the current request (None: open mode, or not a request,
-/// such as a shadow copy).
-pub fn caller() -> Caller {
-    AUTH.try_with(|a| a.caller.clone()).ok().flatten()
+    Ok(caller)
 }
 
 /// Admits the current request, which reserves `tokens`; None when no key
 /// limits it.
 pub fn admit(tokens: u64) -> Result<Option<Admission>, ApiError> {
-    let Ok(Auth { policy, caller }) = AUTH.try_with(Clone::clone) else {
+    let Some((policy, caller)) = context::policy_and_caller() else {
         return Ok(None);
     };
     let admission = policy.admit(&caller, tokens)?;
     if let Some(info) = admission.as_ref().and_then(|a| a.info()) {
-        let _ = RATE.try_with(|r| *r.borrow_mut() = Some(info.clone()));
+        context::rate(info);
     }
     Ok(admission)
 }
 
 /// Checks that the caller may use the model clients call `names` (any).
 pub fn check_model<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), ApiError> {
-    let Some(key) = caller() else { return Ok(()) };
+    let Some(key) = context::caller() else {
+        return Ok(());
+    };
     let names: Vec<&str> = names.into_iter().collect();
     if names.iter().any(|n| key.allows_model(n)) {
         return Ok(());
@@ -148,26 +107,5 @@ pub fn check_model<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), A
 
 /// The priority of a request that names none: its key's default.
 pub fn default_priority() -> i64 {
-    caller().map_or(0, |k| k.record.priority as i64)
-}
-
-/// OpenAI's `x-ratelimit-*` headers.
-pub fn rate_headers<B>(resp: &mut Response<B>, info: &RateInfo) {
-    let h = resp.headers_mut();
-    let reset = format!("{:.3}s", info.reset.as_secs_f64());
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
-    };
-    if let Some((limit, remaining)) = info.requests {
-        put("x-ratelimit-limit-requests", limit.to_string());
-        put("x-ratelimit-remaining-requests", remaining.to_string());
-        put("x-ratelimit-reset-requests", reset.clone());
-    }
-    if let Some((limit, remaining)) = info.tokens {
-        put("x-ratelimit-limit-tokens", limit.to_string());
-        put("x-ratelimit-remaining-tokens", remaining.to_string());
-        put("x-ratelimit-reset-tokens", reset);
-    }
+    context::caller().map_or(0, |k| k.record.priority as i64)
 }

@@ -1,16 +1,10 @@
-//! Reading request bodies within a size limit and writing JSON responses.
+//! Reading request bodies within a size and time limit, and parsing them.
 
 use super::error::ApiError;
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::{Response, StatusCode};
 use serde::de::DeserializeOwned;
-use std::convert::Infallible;
-
-/// Every response body: a whole JSON document or an event stream.
-pub type HttpBody = BoxBody<Bytes, Infallible>;
 
 /// Largest request body accepted: far above any real prompt, far below what
 /// could hurt the process.
@@ -49,35 +43,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<HttpBody> {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    text_response(status, "application/json", body)
-}
-
-pub fn text_response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<HttpBody> {
-    let mut resp = Response::new(Full::new(body.into()).boxed());
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
-    resp
-}
-
-pub fn sse_response(body: super::sse::SseBody) -> Response<HttpBody> {
-    let mut resp = Response::new(body.boxed());
-    let h = resp.headers_mut();
-    h.insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        hyper::header::CACHE_CONTROL,
-        hyper::header::HeaderValue::from_static("no-cache"),
-    );
-    resp
+/// An empty body means the defaults; anything else must parse.
+pub async fn read_json_or_default<T: DeserializeOwned + Default>(
+    body: Incoming,
+) -> Result<T, ApiError> {
+    let bytes = read_body(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(&bytes)
 }

@@ -1,13 +1,15 @@
 //! The one place errors become HTTP: every room's error maps to a status
-//! and OpenAI's error envelope here, and nowhere else.
+//! and OpenAI's error envelope here, and nowhere else (`reply.rs` writes
+//! the response). A leaf of the server room: it imports no file beside it
+//! but the validation errors it maps (`invalid.rs`).
 
-use super::body::HttpBody;
+use super::invalid::Invalid;
 use crate::engine::EngineError;
 use crate::model::ModelError;
 use crate::policy::PolicyError;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -16,12 +18,15 @@ pub enum ApiError {
         message: String,
         param: Option<&'static str>,
     },
+    /// A generation request's field out of range or malformed.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error("The model `{0}` does not exist")]
     ModelNotFound(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("method {0} is not allowed here")]
-    MethodNotAllowed(String),
+    #[error("method {method} is not allowed here; this path takes {allowed}")]
+    MethodNotAllowed { method: String, allowed: String },
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the request body did not arrive within {0} s")]
@@ -58,11 +63,11 @@ impl ApiError {
         self.status().as_u16()
     }
 
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -98,9 +103,11 @@ impl ApiError {
                 | EngineError::ContextOverflow { .. }
                 | EngineError::LargerThanCache { .. } => StatusCode::BAD_REQUEST,
                 EngineError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-                EngineError::Stopped | EngineError::Internal(_) | EngineError::Config(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
+                EngineError::Stopped
+                | EngineError::Internal(_)
+                | EngineError::Config(_)
+                | EngineError::Load(_)
+                | EngineError::NoRoom(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Model(e) => match e {
                 ModelError::ChatTemplate(_) | ModelError::InvalidInput(_) => {
@@ -115,7 +122,8 @@ impl ApiError {
     fn kind(&self) -> (&'static str, Option<&'static str>) {
         match self {
             ApiError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
-            ApiError::Engine(EngineError::ContextOverflow { .. }) => {
+            ApiError::Engine(EngineError::ContextOverflow { .. })
+            | ApiError::Invalid(Invalid::PromptTooLong { .. }) => {
                 ("invalid_request_error", Some("context_length_exceeded"))
             }
             ApiError::Engine(EngineError::QueueFull { .. }) => {
@@ -153,6 +161,7 @@ impl ApiError {
     fn param(&self) -> Option<&'static str> {
         match self {
             ApiError::BadRequest { param, .. } => *param,
+            ApiError::Invalid(e) => Some(e.param()),
             ApiError::ModelNotFound(_) => Some("model"),
             ApiError::Engine(
                 EngineError::ContextOverflow { .. } | EngineError::LargerThanCache { .. },
@@ -166,48 +175,25 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> Response<HttpBody> {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
-        let retry_after = match &self {
+    /// Seconds a client should wait before trying again, for the
+    /// `retry-after` header of a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
             ApiError::Engine(EngineError::QueueFull { retry_after_s, .. }) => Some(*retry_after_s),
             ApiError::Policy(PolicyError::RateLimited(r)) => {
                 Some(r.limited.retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
             _ => None,
-        };
-        let mut resp = super::body::json_response(status, &self.envelope());
-        match &self {
-            ApiError::Policy(PolicyError::RateLimited(r)) => {
-                super::auth::rate_headers(&mut resp, &r.info)
-            }
-            ApiError::Policy(PolicyError::Unauthenticated(_)) => {
-                resp.headers_mut().insert(
-                    hyper::header::WWW_AUTHENTICATE,
-                    hyper::header::HeaderValue::from_static("Bearer"),
-                );
-            }
-            _ => {}
         }
-        if let Some(s) = retry_after {
-            resp.headers_mut().insert(
-                hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from(s),
-            );
-        }
-        resp
     }
 
     /// (scope, limit) of a refusal by a key's or tenant's limit, for
     /// `switchyard_rate_limited_total`.
     pub fn rate_limit_labels(&self) -> Option<(&'static str, &'static str)> {
         match self {
-            ApiError::Policy(PolicyError::RateLimited(r)) => Some((
-                if r.tenant { "tenant" } else { "key" },
-                r.limited.what.label(),
-            )),
+            ApiError::Policy(PolicyError::RateLimited(r)) => {
+                Some((r.scope(), r.limited.what.label()))
+            }
             _ => None,
         }
     }

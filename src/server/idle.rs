@@ -4,7 +4,7 @@
 //! use, so an HTTP/2 client that keeps a connection open and silent does
 //! not hold it forever.
 
-use super::body::HttpBody;
+use super::reply::HttpBody;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};

@@ -1,6 +1,9 @@
 //! `--metrics-addr`: Prometheus scrapes on an address of their own.
 
-use super::{error, router, AppState};
+use super::error::ApiError;
+use super::reply::error_response;
+use super::router;
+use super::state::AppState;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -25,8 +28,8 @@ pub async fn serve_metrics(listener: TcpListener, state: Arc<AppState>) {
                     Ok::<_, std::convert::Infallible>(if found {
                         router::metrics_response(&state)
                     } else {
-                        error::ApiError::NotFound("this address serves only GET /metrics".into())
-                            .into_response()
+                        let only = "this address serves only GET /metrics";
+                        error_response(&ApiError::NotFound(only.into()))
                     })
                 }
             });

@@ -1,12 +1,18 @@
-//! Method + path to handler.
+//! From a request to its handler. The route table (`routes.rs`) says
+//! which endpoint answers and what the caller needs; the caller is
+//! checked; the endpoint's handler answers in the request's context; the
+//! answer is counted, labelled with the version that gave it, and logged.
 
-use super::body::{
-    json_response, parse_json, read_body, read_json, sse_response, text_response, HttpBody,
-};
+use super::auth;
+use super::body::{read_body, read_json};
+use super::context::{self, Conn, Outcome, RequestContext};
 use super::error::ApiError;
 use super::openai::{self, Reply};
+use super::reply::{
+    error_response, json_response, rate_headers, sse_response, text_response, HttpBody,
+};
+use super::routes::{self, Call, Endpoint, Matched};
 use super::state::AppState;
-use crate::registry::ServedModel;
 use crate::telemetry::metrics;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -14,29 +20,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
 
-tokio::task_local! {
-    /// The version a request resolved to, carried from the handler to the
-    /// metrics, the analysis window and the `x-switchyard-model-version`
-    /// header, whatever the answer (an error included).
-    static SERVED_BY: std::cell::RefCell<Option<Arc<ServedModel>>>;
-    /// The `x-switchyard-user` header: whom a canary split sticks to when
-    /// the body names no `user`.
-    static USER_HEADER: Option<String>;
-}
-
-/// Records the version that answers the current request.
-pub(super) fn served_by(model: &Arc<ServedModel>) {
-    let _ = SERVED_BY.try_with(|s| *s.borrow_mut() = Some(model.clone()));
-}
-
-/// The current request's `x-switchyard-user` header.
-pub(super) fn user_header() -> Option<String> {
-    USER_HEADER.try_with(Clone::clone).ok().flatten()
-}
-
 pub async fn route(
     state: Arc<AppState>,
-    conn: super::Conn,
+    conn: Conn,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, std::convert::Infallible> {
     let started = std::time::Instant::now();
@@ -48,57 +34,51 @@ pub async fn route(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 256)
         .map(str::to_owned);
-    let ((answer, resolved), rate) =
-        match super::auth::check(state.policy(), conn.peer, &path, req.headers()) {
-            Err(e) => ((Err(e), None), None),
-            Ok(auth) => {
-                super::auth::scope(
-                    auth,
-                    USER_HEADER.scope(
-                        user,
-                        SERVED_BY.scope(std::cell::RefCell::new(None), async {
-                            let answer = dispatch(&state, conn, &request_id, req).await;
-                            (answer, SERVED_BY.with(|s| s.borrow_mut().take()))
-                        }),
-                    ),
-                )
-                .await
-            }
-        };
-    let (mut refusal, mut auth_failure) = (None, false);
-    let mut resp = match answer {
-        Ok(r) => r,
-        Err(e) => {
-            refusal = e.rate_limit_labels();
-            auth_failure = e.is_auth_failure();
-            e.into_response()
+    let matched = routes::find(&method, &path);
+    let need = match &matched {
+        Matched::Found(r, _) => r.need,
+        Matched::WrongMethod(_, need) | Matched::NotFound(need) => *need,
+    };
+    let (answer, outcome) = match auth::check(state.policy(), conn.peer, need, req.headers()) {
+        Err(e) => (Err(e), Outcome::default()),
+        Ok(caller) => {
+            let ctx = RequestContext::new(state.policy().clone(), caller, user);
+            let call = dispatch(&state, conn, &request_id, matched, need.is_admin(), req);
+            context::scope(ctx, call).await
         }
     };
-    if auth_failure {
-        metrics::auth_failed(resp.status().as_u16());
-    }
-    if let Some(info) = &rate {
-        super::auth::rate_headers(&mut resp, info);
+    let (mut resp, refusal) = match answer {
+        Ok(r) => (r, None),
+        Err(e) => {
+            let resp = error_response(&e);
+            if e.is_auth_failure() {
+                metrics::auth_failed(resp.status().as_u16());
+            }
+            (resp, e.rate_limit_labels())
+        }
+    };
+    if let Some(info) = &outcome.rate {
+        rate_headers(&mut resp, info);
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
     // A request no version answered (a bad body, a health check) is
     // labelled with the model served when there is only one.
-    let served = resolved.or_else(|| {
+    let served = outcome.served_by.or_else(|| {
         let table = state.registry().table();
         table.sole().map(|r| r.stable.clone())
     });
-    if let Some(m) = served.filter(|_| !path.starts_with(super::admin::PREFIX)) {
+    if let Some(m) = served.filter(|_| !need.is_admin()) {
         if let Ok(v) = HeaderValue::from_str(&m.version_label()) {
             resp.headers_mut().insert(MODEL_VERSION, v);
         }
-        metrics::request_answered(
-            m.name(),
-            &m.version,
-            endpoint(&path),
-            resp.status().as_u16(),
-        );
+        let endpoint = routes::label(&path);
+        let status = resp.status().as_u16();
+        metrics::request_answered(m.name(), &m.version, endpoint, status);
+        if openai::is_generation(endpoint) {
+            m.answered(status);
+        }
         if let Some((scope, limit)) = refusal {
             metrics::rate_limited(m.name(), &m.version, scope, limit);
         }
@@ -139,95 +119,70 @@ fn request_id(req: &Request<Incoming>) -> String {
 /// POST bodies are JSON: a body declared as something else is refused
 /// (an absent content type is accepted, as clients often omit it).
 fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
-    match req.headers().get(hyper::header::CONTENT_TYPE) {
-        None => Ok(()),
-        Some(v) => {
-            let mime = v
-                .to_str()
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim();
-            if mime.eq_ignore_ascii_case("application/json") {
-                Ok(())
-            } else {
-                Err(ApiError::UnsupportedMediaType(mime.to_owned()))
-            }
-        }
+    let Some(v) = req.headers().get(hyper::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let mime = v
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if mime.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(mime.to_owned()))
     }
 }
 
 async fn dispatch(
     state: &AppState,
-    conn: super::Conn,
+    conn: Conn,
     request_id: &str,
+    matched: Matched,
+    admin: bool,
     req: Request<Incoming>,
 ) -> Result<Response<HttpBody>, ApiError> {
-    let method = req.method().clone();
-    let path = req.uri().path().trim_end_matches('/').to_owned();
-    let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));
-    if method == Method::POST {
+    if req.method() == Method::POST {
         require_json(&req)?;
     }
-    if path == super::admin::PREFIX || path.starts_with(&format!("{}/", super::admin::PREFIX)) {
-        return super::admin::dispatch(state, conn, req).await;
+    if admin {
+        super::admin::check_peer(state, conn)?;
     }
-    match (method, path.as_str()) {
-        (Method::GET, "/health") => {
-            if state.is_healthy() {
-                ok(json!({"status": "ok"}))
-            } else {
-                Ok(json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "error", "reason": "an engine thread has stopped"}),
-                ))
-            }
-        }
-        (Method::GET, "/ready") => {
-            if state.is_ready() {
-                ok(json!({"status": "ready"}))
-            } else {
-                Ok(json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "loading"}),
-                ))
-            }
-        }
-        (Method::GET, "/v1/models") => ok(openai::models::list(state)),
-        (Method::GET, p) if p.starts_with("/v1/models/") => {
-            ok(openai::models::get(state, &p["/v1/models/".len()..])?)
-        }
-        (Method::POST, "/tokenize") => {
-            let body = read_json(req.into_body()).await?;
-            ok(openai::tokenize::tokenize(state, body)?)
-        }
-        (Method::POST, "/detokenize") => {
-            let body = read_json(req.into_body()).await?;
-            ok(openai::tokenize::detokenize(state, body)?)
-        }
-        (Method::POST, "/v1/completions") => {
-            let bytes = read_body(req.into_body()).await?;
-            log_request(state, request_id, &bytes);
-            openai::shadow::mirror(state, "/v1/completions", &bytes);
-            reply(
+    let path = req.uri().path().to_owned();
+    match matched {
+        Matched::Found(route, params) => {
+            let call = Call {
                 state,
+                conn,
+                params,
                 request_id,
-                openai::completions::handle(state, parse_json(&bytes)?).await?,
-            )
+                req,
+            };
+            handle(route.endpoint, call).await
         }
-        (Method::POST, "/v1/chat/completions") => {
-            let bytes = read_body(req.into_body()).await?;
-            log_request(state, request_id, &bytes);
-            openai::shadow::mirror(state, "/v1/chat/completions", &bytes);
-            reply(
-                state,
-                request_id,
-                openai::chat::handle(state, parse_json(&bytes)?).await?,
-            )
+        Matched::WrongMethod(allowed, _) => Err(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allowed: allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        Matched::NotFound(_) if admin => {
+            Err(ApiError::NotFound(format!("no admin route for {path}")))
         }
-        (Method::GET, "/metrics") => Ok(metrics_response(state)),
-        (Method::GET, "" | "/") => ok(json!({
+        Matched::NotFound(_) => Err(ApiError::NotFound(format!("no route for {path}"))),
+    }
+}
+
+/// The handler of each endpoint.
+async fn handle(endpoint: Endpoint, c: Call<'_>) -> Result<Response<HttpBody>, ApiError> {
+    let state = c.state;
+    let ok = |v: serde_json::Value| Ok(json_response(StatusCode::OK, &v));
+    match endpoint {
+        Endpoint::Root => ok(json!({
             "name": "switchyard",
             "version": env!("CARGO_PKG_VERSION"),
             "models": state
@@ -237,54 +192,61 @@ async fn dispatch(
                 .flat_map(|r| r.names.clone())
                 .collect::<Vec<_>>(),
         })),
-        (
-            m,
-            "/health"
-            | "/ready"
-            | "/metrics"
-            | "/v1/models"
-            | "/v1/completions"
-            | "/v1/chat/completions"
-            | "/tokenize"
-            | "/detokenize",
-        ) => Err(ApiError::MethodNotAllowed(m.to_string())),
-        (_, p) => Err(ApiError::NotFound(format!("no route for {p}"))),
+        Endpoint::Health if state.is_healthy() => ok(json!({"status": "ok"})),
+        Endpoint::Health => Ok(json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "error", "reason": "an engine thread has stopped"}),
+        )),
+        Endpoint::Ready if state.is_ready() => ok(json!({"status": "ready"})),
+        Endpoint::Ready => Ok(json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "loading"}),
+        )),
+        Endpoint::Metrics => Ok(metrics_response(state)),
+        Endpoint::Models => ok(openai::models::list(state)),
+        Endpoint::Model => ok(openai::models::get(state, c.params.get("id"))?),
+        Endpoint::Tokenize => {
+            let body = read_json(c.req.into_body()).await?;
+            ok(openai::tokenize::tokenize(state, body).await?)
+        }
+        Endpoint::Detokenize => {
+            let body = read_json(c.req.into_body()).await?;
+            ok(openai::tokenize::detokenize(state, body)?)
+        }
+        Endpoint::Completions | Endpoint::ChatCompletions => {
+            let kind = if endpoint == Endpoint::Completions {
+                openai::Kind::Completion
+            } else {
+                openai::Kind::Chat
+            };
+            let bytes = read_body(c.req.into_body()).await?;
+            log_request(state, c.request_id, &bytes);
+            openai::shadow::mirror(state, kind, &bytes);
+            reply(
+                state,
+                c.request_id,
+                openai::generate(state, kind, &bytes).await?,
+            )
+        }
+        _ => super::admin::handle(endpoint, c).await,
     }
 }
 
-/// The Prometheus exposition, engine gauges sampled now.
+/// The Prometheus exposition, engine gauges sampled now. Series whose
+/// labels are known in advance (each version's refusals by scope and
+/// limit) exist from the first scrape, at 0.
 pub(super) fn metrics_response(state: &AppState) -> Response<HttpBody> {
+    let scopes = crate::policy::RateLimited::SCOPES;
+    let limits = crate::policy::What::ALL.map(crate::policy::What::label);
     for m in state.registry().loaded() {
         metrics::engine_state(m.name(), &m.version, &m.engine.stats());
+        metrics::rate_limited_series(m.name(), &m.version, &scopes, &limits);
     }
     text_response(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
         metrics::render(),
     )
-}
-
-/// The route a path belongs to, for metric labels.
-fn endpoint(path: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/models",
-        "/tokenize",
-        "/detokenize",
-        "/health",
-        "/ready",
-        "/metrics",
-        "/",
-    ];
-    let path = path.trim_end_matches('/');
-    if path.starts_with("/v1/models/") {
-        return "/v1/models/{id}";
-    }
-    KNOWN
-        .into_iter()
-        .find(|k| *k == path || (path.is_empty() && *k == "/"))
-        .unwrap_or("other")
 }
 
 /// `--log-requests`: the body of a generation request. Off by default:

@@ -4,6 +4,20 @@
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Now, in Unix milliseconds (the store's timestamps).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Now, in Unix seconds (`created` in OpenAI responses).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Unix milliseconds as `YYYY-MM-DD HH:MM:SS.mmm`.
 pub fn utc(ms: i64) -> String {
     let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));

@@ -3,6 +3,7 @@
 //! of a deployment is written in the same transaction as its audit entry,
 //! so a crash leaves either both or neither.
 
+use super::dates::now_ms;
 use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -110,84 +111,6 @@ pub struct Store {
     path: PathBuf,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS versions (
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    artifact TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    quantization TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    created_by TEXT NOT NULL,
-    notes TEXT NOT NULL,
-    warmup TEXT NOT NULL,
-    eval_score REAL,
-    quantize TEXT,
-    eval_set TEXT,
-    PRIMARY KEY (model, version)
-);
-CREATE TRIGGER IF NOT EXISTS versions_are_immutable
-    BEFORE UPDATE ON versions
-    BEGIN SELECT RAISE(ABORT, 'model versions are immutable'); END;
-CREATE TABLE IF NOT EXISTS warmup_checks (
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    passed INTEGER NOT NULL,
-    detail TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    PRIMARY KEY (model, version)
-);
-CREATE TABLE IF NOT EXISTS deployments (
-    model TEXT PRIMARY KEY,
-    stable TEXT NOT NULL,
-    previous TEXT,
-    canary TEXT,
-    canary_percent REAL NOT NULL DEFAULT 0,
-    updated_at INTEGER NOT NULL,
-    updated_by TEXT NOT NULL,
-    rollout TEXT,
-    shadow TEXT,
-    shadow_percent REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    model TEXT NOT NULL,
-    version TEXT,
-    before TEXT NOT NULL,
-    after TEXT NOT NULL,
-    result TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    set_digest TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    report TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS evaluations_are_append_only
-    BEFORE UPDATE ON evaluations
-    BEGIN SELECT RAISE(ABORT, 'evaluation results are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_is_append_only_u
-    BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_is_append_only_d
-    BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-";
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -210,9 +133,7 @@ impl Store {
             .map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
-        conn.execute_batch(super::keys::SCHEMA).map_err(db)?;
-        migrate(&conn).map_err(db)?;
+        super::schema::create(&conn).map_err(db)?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -457,28 +378,6 @@ fn deployment_row(r: &rusqlite::Row) -> rusqlite::Result<Deployment> {
 
 /// Brings a database written by an older build up to this schema: the
 /// columns added since, each with its table and definition.
-fn migrate(c: &Connection) -> rusqlite::Result<()> {
-    let added = [
-        ("deployments", "rollout", "TEXT"),
-        ("deployments", "shadow", "TEXT"),
-        ("deployments", "shadow_percent", "REAL NOT NULL DEFAULT 0"),
-        ("versions", "eval_score", "REAL"),
-        ("versions", "quantize", "TEXT"),
-        ("versions", "eval_set", "TEXT"),
-    ];
-    for (table, column, definition) in added {
-        let present = c
-            .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
-            .exists([table, column])?;
-        if !present {
-            c.execute_batch(&format!(
-                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
-            ))?;
-        }
-    }
-    Ok(())
-}
-
 fn json_column(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }

@@ -2,7 +2,8 @@
 //! set, keyed by the set's digest so that a result is reused only for the
 //! same prompts and text.
 
-use super::db::{now_ms, Store};
+use super::dates::now_ms;
+use super::db::Store;
 use super::StoreError;
 use rusqlite::{params, OptionalExtension};
 

@@ -2,46 +2,11 @@
 //! of its secret, never the secret; revoking sets `revoked_at` and keeps
 //! the row, so the audit trail and usage still name it.
 
-use super::db::{now_ms, NewAudit, Store};
+use super::dates::now_ms;
+use super::db::{NewAudit, Store};
 use super::StoreError;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
-
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    tenant TEXT,
-    hash BLOB NOT NULL UNIQUE,
-    rpm INTEGER,
-    tpm INTEGER,
-    max_concurrent INTEGER,
-    models TEXT,
-    priority INTEGER NOT NULL DEFAULT 0,
-    expires_at INTEGER,
-    created_at INTEGER NOT NULL,
-    created_by TEXT NOT NULL,
-    revoked_at INTEGER,
-    replaces TEXT
-);
-CREATE TABLE IF NOT EXISTS tenant_limits (
-    tenant TEXT PRIMARY KEY,
-    rpm INTEGER,
-    tpm INTEGER,
-    max_concurrent INTEGER,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS usage (
-    day TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    tenant TEXT NOT NULL,
-    requests INTEGER NOT NULL,
-    prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    PRIMARY KEY (day, key_id)
-);
-";
 
 /// A key as stored: everything but the secret.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -9,10 +9,12 @@ pub mod db;
 mod digest;
 mod evaluations;
 mod keys;
+mod schema;
 
 pub use artifacts::{artifact_path, home, lookup, models_dir, pull, PullOutcome};
 pub use catalog::{KnownModel, CATALOG, DEFAULT_MODEL};
-pub use db::{now_ms, AuditEntry, Deployment, NewAudit, Store, VersionRecord, WarmupCheck};
+pub use dates::{now_ms, now_unix};
+pub use db::{AuditEntry, Deployment, NewAudit, Store, VersionRecord, WarmupCheck};
 pub use digest::sha256_file;
 pub use keys::{KeyRecord, TenantLimits, UsageRow};
 

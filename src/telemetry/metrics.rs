@@ -3,7 +3,7 @@
 //! Values go to the `metrics` facade; the Prometheus recorder installed at
 //! start renders them for GET /metrics.
 
-use crate::engine::EngineSnapshot;
+use super::{EngineSnapshot, LatencySink};
 use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Histogram, Unit};
 use metrics_exporter_prometheus::Matcher;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -90,6 +90,9 @@ pub fn install() -> Result<(), String> {
     describe();
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => commit())
         .set(1.0);
+    for status in AUTH_FAILURE_STATUSES {
+        metrics::counter!(AUTH_FAILURES, "status" => status.to_string()).increment(0);
+    }
     Ok(())
 }
 
@@ -225,12 +228,12 @@ pub struct EngineMetrics {
     step: Histogram,
     prompt_total: Counter,
     generation_total: Counter,
-    /// The same latencies, kept for the canary analysis.
-    window: std::sync::Arc<super::window::VersionWindow>,
+    /// Where the same latencies go besides (the canary analysis window).
+    sink: Option<std::sync::Arc<dyn LatencySink>>,
 }
 
 impl EngineMetrics {
-    pub fn new(model: &str, version: &str) -> Self {
+    pub fn new(model: &str, version: &str, sink: Option<std::sync::Arc<dyn LatencySink>>) -> Self {
         let labels = [("model", model.to_owned()), ("version", version.to_owned())];
         EngineMetrics {
             ttft: metrics::histogram!(TIME_TO_FIRST_TOKEN, &labels),
@@ -243,18 +246,22 @@ impl EngineMetrics {
             step: metrics::histogram!(ENGINE_STEP_DURATION, &labels),
             prompt_total: metrics::counter!(PROMPT_TOKENS_TOTAL, &labels),
             generation_total: metrics::counter!(GENERATION_TOKENS_TOTAL, &labels),
-            window: super::window::window(model, version),
+            sink,
         }
     }
 
     pub fn first_token(&self, since_arrival: Duration) {
         self.ttft.record(since_arrival);
-        self.window.first_token(since_arrival);
+        if let Some(s) = &self.sink {
+            s.first_token(since_arrival);
+        }
     }
 
     pub fn token_gap(&self, gap: Duration) {
         self.itl.record(gap);
-        self.window.token_gap(gap);
+        if let Some(s) = &self.sink {
+            s.token_gap(gap);
+        }
     }
 
     pub fn scheduled(&self, waited: Duration) {
@@ -359,13 +366,8 @@ pub fn model_served(model: &str, version: &str, quantization: &str, digest: &str
 }
 
 /// One answered request. `endpoint` is a known route or `other`, so the
-/// label stays bounded whatever paths clients send. Generation requests
-/// also count in the version's analysis window: failed when the server
-/// failed them (5xx), not when the client sent something wrong.
+/// label stays bounded whatever paths clients send.
 pub fn request_answered(model: &str, version: &str, endpoint: &'static str, status: u16) {
-    if matches!(endpoint, "/v1/completions" | "/v1/chat/completions") {
-        super::window::window(model, version).outcome(status < 500);
-    }
     metrics::counter!(
         REQUESTS_TOTAL,
         "model" => model.to_owned(),
@@ -376,7 +378,32 @@ pub fn request_answered(model: &str, version: &str, endpoint: &'static str, stat
     .increment(1);
 }
 
+/// Refusals by a key's or tenant's limit: every (scope, limit) series of
+/// a version exists from its first scrape, at 0, so that dashboards and
+/// alerts see a healthy server's zeros rather than no data.
+pub fn rate_limited_series(
+    model: &str,
+    version: &str,
+    scopes: &[&'static str],
+    limits: &[&'static str],
+) {
+    for &scope in scopes {
+        for &limit in limits {
+            rate_limited_counter(model, version, scope, limit).increment(0);
+        }
+    }
+}
+
 pub fn rate_limited(model: &str, version: &str, scope: &'static str, limit: &'static str) {
+    rate_limited_counter(model, version, scope, limit).increment(1);
+}
+
+fn rate_limited_counter(
+    model: &str,
+    version: &str,
+    scope: &'static str,
+    limit: &'static str,
+) -> Counter {
     metrics::counter!(
         RATE_LIMITED,
         "model" => model.to_owned(),
@@ -384,8 +411,11 @@ pub fn rate_limited(model: &str, version: &str, scope: &'static str, limit: &'st
         "scope" => scope,
         "limit" => limit
     )
-    .increment(1);
 }
+
+/// The statuses `switchyard_auth_failures_total` counts; each series
+/// exists from the start, at 0.
+pub const AUTH_FAILURE_STATUSES: [u16; 2] = [401, 403];
 
 pub fn auth_failed(status: u16) {
     metrics::counter!(AUTH_FAILURES, "status" => status.to_string()).increment(1);

@@ -1,9 +1,12 @@
-//! Logging, every metric name with its help text (`metrics.rs`), and the
-//! GPU poller (`gpu.rs`).
+//! Logging, every metric name with its help text (`metrics.rs`), what an
+//! engine reports (`engine.rs`), and the GPU poller (`gpu.rs`). A leaf:
+//! it imports no other room.
 
+mod engine;
 pub mod gpu;
 pub mod metrics;
-pub mod window;
+
+pub use engine::{EngineSnapshot, LatencySink};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {

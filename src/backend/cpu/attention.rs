@@ -4,9 +4,9 @@
 //! never depends on its neighbours (batch invariance).
 
 use super::disjoint::DisjointOut;
-use super::gemm::dot_scalar;
 use super::isa::Isa;
 use super::pool::ComputePool;
+use super::reduce::dot_scalar;
 use crate::backend::{BackendError, Heads, KvBatch, KvDtype, KvShape};
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 use half::{bf16, f16};
@@ -231,7 +231,7 @@ mod x86 {
             acc = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc);
             i += 8;
         }
-        super::super::gemm::x86::hsum256(acc)
+        super::super::reduce::x86::hsum256(acc)
     }
 
     /// acc += w · x; the length is a multiple of 8.

@@ -13,6 +13,7 @@ use super::disjoint::DisjointOut;
 use super::isa::Isa;
 use super::matrix::CpuMatrix;
 use super::pool::ComputePool;
+use super::reduce::dot_scalar;
 use crate::backend::quant::BLOCK;
 use std::cell::RefCell;
 
@@ -125,27 +126,11 @@ unsafe fn panel_kernel(
     }
 }
 
-/// Eight-lane partial sums in k order, then a fixed pairwise reduction: the
-/// portable kernel's own invariant order.
-pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += ca[l] * cb[l];
-        }
-    }
-    let mut tail = 0f32;
-    let done = a.len() / 8 * 8;
-    for i in done..a.len() {
-        tail += a[i] * b[i];
-    }
-    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])) + tail
-}
-
 // Register tiles read best as index loops.
 #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
+    use super::super::reduce::x86::hsum256;
     use std::arch::x86_64::*;
 
     /// Tiles of 4 activation rows × 4 weight rows (16 accumulators), then
@@ -233,16 +218,6 @@ pub(super) mod x86 {
             kk += 16;
         }
         _mm512_reduce_add_ps(acc)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(in crate::backend::cpu) unsafe fn hsum256(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
     }
 
     #[target_feature(enable = "avx2,fma")]

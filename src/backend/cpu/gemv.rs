@@ -8,7 +8,7 @@
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
     use super::super::blocks::x86::Block;
-    use super::super::gemm::x86::hsum256;
+    use super::super::reduce::x86::hsum256;
     use std::arch::x86_64::*;
 
     /// out[j] = x · row j, weights dequantized in registers, four rows at a

@@ -1,7 +1,5 @@
 //! A weight matrix as the CPU kernels hold it.
 
-use super::dequant::dequantize_rows;
-use super::isa::Isa;
 use super::layout;
 use crate::backend::bytes::SharedBytes;
 use crate::backend::quant::{WeightFormat, BLOCK};
@@ -53,10 +51,5 @@ impl CpuMatrix {
     /// Bytes the matrix takes in memory.
     pub fn memory_bytes(&self) -> usize {
         self.quants.len() + self.scales.len() * 2
-    }
-
-    /// Dequantizes one row (embedding lookups).
-    pub fn row_into(&self, isa: Isa, row: usize, out: &mut [f32]) {
-        dequantize_rows(isa, self, row, 1, out);
     }
 }

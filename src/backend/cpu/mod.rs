@@ -17,6 +17,7 @@ pub mod pool;
 mod q4_groups;
 mod q8_act;
 mod qgemm;
+mod reduce;
 mod unpacked;
 
 pub use attention::CpuKvCache;
@@ -147,7 +148,7 @@ impl Backend for CpuBackend {
         self.resize(out, ids.len());
         let cols = out.cols;
         for (row, &id) in out.as_mut_slice().chunks_exact_mut(cols).zip(ids) {
-            table.row_into(self.isa, id as usize, row);
+            dequant::dequantize_rows(self.isa, table, id as usize, 1, row);
         }
     }
 

@@ -127,9 +127,9 @@ unsafe fn panel_scalar(
 #[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::super::gemm::x86::hsum256;
     use super::super::q8_act::QuantActs;
     use super::super::qgemm::x86::{Dot256, Madd, Vnni};
+    use super::super::reduce::x86::hsum256;
     use crate::backend::quant::BLOCK;
     use std::arch::x86_64::*;
 
@@ -492,7 +492,7 @@ mod tests {
             dequantize_scalar(format, &bytes, &mut want);
             let m = CpuMatrix::new(format, n, k, SharedBytes::owned(bytes)).unwrap();
             let mut row = vec![0f32; k];
-            m.row_into(Isa::Scalar, 2, &mut row);
+            super::super::dequant::dequantize_rows(Isa::Scalar, &m, 2, 1, &mut row);
             assert_eq!(row, want[2 * k..], "{format:?}");
         }
     }

@@ -7,13 +7,11 @@ pub mod config;
 pub mod export;
 #[cfg(test)]
 mod export_test;
-pub mod generation;
 pub mod safetensors;
-
-pub use generation::GenerationDefaults;
 
 use super::chat_template::ChatTemplate;
 use super::error::{ModelError, Result};
+use super::generation::GenerationDefaults;
 use super::text_side::TextSide;
 use super::tokenizer::{special_text, HfSpecials, Tokenizer};
 use serde_json::Value;

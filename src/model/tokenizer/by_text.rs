@@ -3,7 +3,7 @@
 //! of tokens that end generation.
 
 use super::fxhash::FxMap;
-use super::load::{Ids, EOM, EOS, EOT, FIM_MID, FIM_PAD, FIM_PRE, FIM_REP, FIM_SEP, FIM_SUF};
+use super::ids::{Ids, EOM, EOS, EOT, FIM_MID, FIM_PAD, FIM_PRE, FIM_REP, FIM_SEP, FIM_SUF};
 use super::{attr, Token};
 
 /// Token texts that end generation (llama.cpp's list in `load`).

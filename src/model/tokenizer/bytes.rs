@@ -31,7 +31,7 @@ impl Tokenizer {
                 attr: if i < 256 { attr::BYTE } else { attr::CONTROL },
             })
             .collect();
-        let pieces = (0..n)
+        let pieces: Vec<Box<[u8]>> = (0..n)
             .map(|i| match i {
                 0..=255 => vec![i as u8].into_boxed_slice(),
                 _ => tokens[i].text.as_bytes().into(),
@@ -53,6 +53,7 @@ impl Tokenizer {
             kind: TokenizerKind::Bytes,
             pre_name: None,
             rules: &[],
+            longest_piece: super::longest_piece(&pieces),
             tokens,
             pieces,
             token_to_id,

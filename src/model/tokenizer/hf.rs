@@ -114,7 +114,7 @@ impl Tokenizer {
         let add_bos = bos.is_some() && ids.first() == bos.as_ref() && ids.len() > 1;
         let add_eos = eos.is_some() && ids.last() == eos.as_ref() && ids.len() > 1;
 
-        let pieces = tokens
+        let pieces: Vec<Box<[u8]>> = tokens
             .iter()
             .map(|t| decode::piece(piece_kind, &t.text, t.attr).into_boxed_slice())
             .collect();
@@ -129,6 +129,7 @@ impl Tokenizer {
             kind: TokenizerKind::HuggingFace,
             pre_name: None,
             rules: &[],
+            longest_piece: super::longest_piece(&pieces),
             tokens,
             pieces,
             token_to_id,

@@ -5,27 +5,11 @@
 
 use super::by_text::find_by_text;
 use super::fxhash::FxMap;
+use super::ids::*;
 use super::pre::PreTokenizer;
 use super::{attr, bpe, decode, Token, Tokenizer, TokenizerKind};
 use crate::model::error::{ModelError, Result};
 use crate::model::gguf::{GgufFile, MetaArray};
-
-/// Special token ids, indexed like `SPECIAL_KEYS`.
-#[derive(Default)]
-pub(super) struct Ids(pub [Option<u32>; 14]);
-
-pub(super) const BOS: usize = 0;
-pub(super) const EOS: usize = 1;
-pub(super) const EOT: usize = 2;
-pub(super) const EOM: usize = 3;
-pub(super) const UNK: usize = 4;
-pub(super) const PAD: usize = 6;
-pub(super) const FIM_PRE: usize = 8;
-pub(super) const FIM_SUF: usize = 9;
-pub(super) const FIM_MID: usize = 10;
-pub(super) const FIM_PAD: usize = 11;
-pub(super) const FIM_REP: usize = 12;
-pub(super) const FIM_SEP: usize = 13;
 
 /// Keys in llama.cpp's order; the last three are deprecated spellings of
 /// the FIM prefix/suffix/middle ids and read after the others.
@@ -151,7 +135,7 @@ impl Tokenizer {
             })
             .collect();
         special_tokens.sort_by_key(|&i| std::cmp::Reverse(tokens[i as usize].text.len()));
-        let pieces = tokens
+        let pieces: Vec<Box<[u8]>> = tokens
             .iter()
             .map(|t| decode::piece(kind, &t.text, t.attr).into_boxed_slice())
             .collect();
@@ -183,6 +167,7 @@ impl Tokenizer {
             kind,
             pre_name: pre_name.map(str::to_owned),
             rules: pre_rules,
+            longest_piece: super::longest_piece(&pieces),
             tokens,
             pieces,
             token_to_id,

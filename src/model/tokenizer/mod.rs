@@ -16,6 +16,7 @@ mod decode;
 mod export;
 mod fxhash;
 mod hf;
+mod ids;
 mod load;
 mod pre;
 mod special;
@@ -85,6 +86,10 @@ struct Token {
     attr: u16,
 }
 
+fn longest_piece(pieces: &[Box<[u8]>]) -> usize {
+    pieces.iter().map(|p| p.len()).max().unwrap_or(1)
+}
+
 /// A vocabulary and the rules to encode and decode with it. Immutable after
 /// loading; share it freely between threads.
 #[derive(Debug)]
@@ -95,6 +100,8 @@ pub struct Tokenizer {
     tokens: Vec<Token>,
     /// Each token's bytes as it decodes with special tokens shown.
     pieces: Vec<Box<[u8]>>,
+    /// The most bytes any token decodes to.
+    longest_piece: usize,
     token_to_id: FxMap<Box<str>, u32>,
     merges: Option<bpe::Merges>,
     /// SPM byte fallback: the token of each byte, if any.
@@ -212,6 +219,21 @@ impl Tokenizer {
     /// an id outside the vocabulary.
     pub fn token_bytes(&self, id: u32) -> &[u8] {
         self.pieces.get(id as usize).map_or(&[], |p| p)
+    }
+
+    /// At least how many tokens `text` encodes to, known without
+    /// encoding it: a token covers at most the bytes it decodes to (an
+    /// unknown character at most 4), and a `tokenizer.json` normalizer
+    /// may fold up to 4 bytes into one. A prompt far past any context
+    /// window is refused on this before its tokenization costs anything.
+    pub fn min_tokens(&self, text: &str) -> usize {
+        let per_token = self.longest_piece.max(4);
+        let per_token = if self.hf.is_some() {
+            per_token * 4
+        } else {
+            per_token
+        };
+        text.len().div_ceil(per_token)
     }
 
     /// The token whose vocabulary string is exactly `text`.

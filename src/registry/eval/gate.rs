@@ -22,7 +22,6 @@ impl Registry {
         version: &str,
         actor: &str,
     ) -> Result<EvalReport, RegistryError> {
-        let _one = self.lock_actions();
         let report = self.audited(actor, "eval", model, Some(version), || {
             let (set, digest) = self.eval_set_of(model, version)?.ok_or_else(|| {
                 RegistryError::Conflict(format!(

@@ -2,7 +2,7 @@
 //! stable over the same window.
 
 use super::AnalysisConfig;
-use crate::telemetry::window::WindowStats;
+use super::WindowStats;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {

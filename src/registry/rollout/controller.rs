@@ -4,7 +4,6 @@
 
 use super::{judge, RolloutPlan, RolloutState, Scores, Verdict};
 use crate::registry::Registry;
-use crate::telemetry::window::window;
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Mutex, Weak};
@@ -85,8 +84,8 @@ impl Run {
                 return;
             };
             let since = Instant::now() - span;
-            let stable_stats = window(&self.model, &stable).stats(since);
-            let canary_stats = window(&self.model, &self.canary).stats(since);
+            let stable_stats = registry.windows.of(&self.model, &stable).stats(since);
+            let canary_stats = registry.windows.of(&self.model, &self.canary).stats(since);
             let scores = Scores {
                 stable: registry.eval_score(&self.model, &stable),
                 canary: registry.eval_score(&self.model, &self.canary),

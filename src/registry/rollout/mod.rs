@@ -4,10 +4,12 @@
 
 mod analysis;
 mod controller;
+mod window;
 
 pub use analysis::{judge, Scores, Verdict};
 pub(super) use controller::Controllers;
 pub(super) use controller::ACTOR as controller_actor;
+pub use window::{VersionWindow, WindowStats, Windows};
 
 use super::RegistryError;
 use serde::{Deserialize, Serialize};

@@ -3,12 +3,14 @@
 //! /admin/v1/usage. A change takes effect at once in this process; other
 //! replicas on the same database see it at their next reload.
 
-use super::super::body::{json_response, read_json, HttpBody};
-use super::super::error::ApiError;
 use crate::policy::{self, KeySpec, Policy, PolicyError};
+use crate::server::body::read_json;
+use crate::server::error::ApiError;
+use crate::server::reply::{json_response, HttpBody};
+use crate::server::routes::{Endpoint, Params};
 use crate::store::TenantLimits;
 use hyper::body::Incoming;
-use hyper::{Method, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -24,23 +26,20 @@ struct TenantBody {
     max_concurrent: Option<u64>,
 }
 
-/// Answers the request if it is one of these routes.
-pub async fn dispatch(
+/// The handler of each key, tenant and usage endpoint.
+pub async fn handle(
+    endpoint: Endpoint,
     policy: &Arc<Policy>,
-    method: &Method,
-    segments: &[&str],
+    params: &Params,
     query: &str,
     body: Incoming,
     who: String,
-) -> Option<Result<Response<HttpBody>, ApiError>> {
+) -> Result<Response<HttpBody>, ApiError> {
     let p = policy.clone();
-    Some(match (method, segments) {
-        (&Method::GET, ["keys"]) => ok(blocking(p, |p| to_value(p.store().keys()?)).await),
-        (&Method::POST, ["keys"]) => {
-            let spec: KeySpec = match read_json(body).await {
-                Ok(s) => s,
-                Err(e) => return Some(Err(e)),
-            };
+    match endpoint {
+        Endpoint::KeysList => ok(blocking(p, |p| to_value(p.store().keys()?)).await),
+        Endpoint::KeysCreate => {
+            let spec: KeySpec = read_json(body).await?;
             created(
                 blocking(p, move |p| {
                     to_value(policy::create_key(p.store(), &spec, &who)?)
@@ -48,15 +47,15 @@ pub async fn dispatch(
                 .await,
             )
         }
-        (&Method::POST, ["keys", id, "revoke"]) => {
-            let id = id.to_string();
+        Endpoint::KeyRevoke => {
+            let id = params.get("key").to_owned();
             ok(blocking(p, move |p| {
                 to_value(policy::revoke_key(p.store(), &id, &who)?)
             })
             .await)
         }
-        (&Method::POST, ["keys", id, "rotate"]) => {
-            let id = id.to_string();
+        Endpoint::KeyRotate => {
+            let id = params.get("key").to_owned();
             created(
                 blocking(p, move |p| {
                     to_value(policy::rotate_key(p.store(), &id, &who)?)
@@ -64,13 +63,10 @@ pub async fn dispatch(
                 .await,
             )
         }
-        (&Method::PUT, ["tenants", tenant]) => {
-            let b: TenantBody = match read_json(body).await {
-                Ok(b) => b,
-                Err(e) => return Some(Err(e)),
-            };
+        Endpoint::Tenant => {
+            let b: TenantBody = read_json(body).await?;
             let limits = TenantLimits {
-                tenant: tenant.to_string(),
+                tenant: params.get("tenant").to_owned(),
                 rpm: b.rpm,
                 tpm: b.tpm,
                 max_concurrent: b.max_concurrent,
@@ -81,7 +77,7 @@ pub async fn dispatch(
             })
             .await)
         }
-        (&Method::GET, ["usage"]) => {
+        Endpoint::Usage => {
             let since = query
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("since="))
@@ -94,11 +90,10 @@ pub async fn dispatch(
             })
             .await)
         }
-        (m, ["keys"] | ["keys", _, "revoke" | "rotate"] | ["tenants", _] | ["usage"]) => {
-            Err(ApiError::MethodNotAllowed(m.to_string()))
-        }
-        _ => return None,
-    })
+        other => Err(ApiError::Internal(format!(
+            "{other:?} is not an endpoint of keys, tenants or usage"
+        ))),
+    }
 }
 
 fn to_value(v: impl serde::Serialize) -> Result<Value, PolicyError> {

@@ -1,36 +1,58 @@
 //! The admin API under /admin/v1: model versions, deployments, the audit
-//! trail, and keys (`keys`), described by /admin/v1/openapi.json. Without
-//! API keys it answers only to loopback peers; with them, to operators
-//! (keys: admins) from anywhere.
+//! trail, and keys (`keys.rs`), described by /admin/v1/openapi.json (which
+//! a test holds equal to the route table). Without API keys it answers
+//! only to loopback peers; with them, to operators (keys: admins) from
+//! anywhere.
 
 mod keys;
 
-use super::body::{json_response, read_json, text_response, HttpBody};
+use super::body::{read_json, read_json_or_default};
+use super::context::{self, Conn};
 use super::error::ApiError;
+use super::reply::{json_response, text_response, HttpBody};
+use super::routes::{Call, Endpoint};
 use super::state::AppState;
 use crate::registry::{AnalysisConfig, Registration, Registry, RegistryError, RolloutPlan};
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::sync::Arc;
-
-pub const PREFIX: &str = "/admin/v1";
 
 const OPENAPI: &str = include_str!("openapi.json");
 
-/// Who an action is recorded as without a key: the `x-switchyard-actor`
-/// header the CLI sends (the user's login), and the peer it came from.
-/// With a key, the key's name.
-fn actor(req: &Request<Incoming>, peer: SocketAddr) -> String {
-    let named = req
-        .headers()
-        .get("x-switchyard-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("anonymous");
-    format!("{named}@{}", peer.ip())
+/// What every admin route asks of the connection beyond the caller's
+/// role: a client certificate where the server verifies them, and a
+/// loopback peer where no keys are in use.
+pub fn check_peer(state: &AppState, conn: Conn) -> Result<(), ApiError> {
+    if state.admin_needs_client_cert() && !conn.client_cert {
+        return Err(ApiError::Forbidden(
+            "the admin API needs a client certificate signed by the configured authority".into(),
+        ));
+    }
+    if context::caller().is_none() && !conn.peer.ip().is_loopback() {
+        return Err(ApiError::Forbidden(
+            "without API keys the admin API answers only on loopback".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Who an action is recorded as: with a key, the key's name; without,
+/// the `x-switchyard-actor` header the CLI sends (the user's login).
+/// Either way, the peer it came from.
+fn actor(req: &Request<Incoming>, conn: Conn) -> String {
+    let named = match context::caller() {
+        Some(key) => key.name().to_owned(),
+        None => req
+            .headers()
+            .get("x-switchyard-actor")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("anonymous")
+            .to_owned(),
+    };
+    format!("{named}@{}", conn.peer.ip())
 }
 
 #[derive(Deserialize)]
@@ -96,145 +118,90 @@ struct RollbackBody {
 #[serde(deny_unknown_fields)]
 struct Empty {}
 
-pub async fn dispatch(
-    state: &AppState,
-    conn: super::Conn,
-    req: Request<Incoming>,
-) -> Result<Response<HttpBody>, ApiError> {
-    let peer = conn.peer;
-    if state.admin_needs_client_cert() && !conn.client_cert {
-        return Err(ApiError::Forbidden(
-            "the admin API needs a client certificate signed by the configured authority".into(),
-        ));
-    }
-    let caller = super::auth::caller();
-    if caller.is_none() && !peer.ip().is_loopback() {
-        return Err(ApiError::Forbidden(
-            "without API keys the admin API answers only on loopback".into(),
-        ));
-    }
-    let method = req.method().clone();
-    let path = req.uri().path().trim_end_matches('/').to_owned();
-    let rest = path.strip_prefix(PREFIX).unwrap_or("");
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let who = match &caller {
-        Some(key) => format!("{}@{}", key.name(), peer.ip()),
-        None => actor(&req, peer),
-    };
-    if segments
-        .first()
-        .is_some_and(|s| matches!(*s, "keys" | "tenants" | "usage"))
-    {
-        let found = keys::dispatch(
-            state.policy(),
-            &method,
-            &segments,
-            &query,
-            req.into_body(),
-            who,
-        )
-        .await;
-        return found
-            .unwrap_or_else(|| Err(ApiError::NotFound(format!("no admin route for {path}"))));
-    }
-    let registry = state.registry().clone();
-    let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
-    match (method, segments.as_slice()) {
-        (Method::GET, ["openapi.json"]) => {
-            Ok(text_response(StatusCode::OK, "application/json", OPENAPI))
-        }
-        (Method::GET, ["models"]) => ok(blocking(registry, |r| r.models_view()).await?),
-        (Method::GET, ["models", model]) => {
-            let model = model.to_string();
-            ok(blocking(registry, move |r| r.model_view(&model)).await?)
-        }
-        (Method::GET, ["models", model, "versions", version]) => {
-            let (model, version) = (model.to_string(), version.to_string());
+/// The handler of each admin endpoint.
+pub async fn handle(endpoint: Endpoint, c: Call<'_>) -> Result<Response<HttpBody>, ApiError> {
+    let who = actor(&c.req, c.conn);
+    let registry = c.state.registry().clone();
+    let model = c.params.get("model").to_owned();
+    let version = c.params.get("version").to_owned();
+    let query = c.req.uri().query().unwrap_or("").to_owned();
+    let body = c.req.into_body();
+    match endpoint {
+        Endpoint::AdminOpenapi => Ok(text_response(StatusCode::OK, "application/json", OPENAPI)),
+        Endpoint::AdminModels => ok(blocking(registry, |r| r.models_view()).await?),
+        Endpoint::AdminModel => ok(blocking(registry, move |r| r.model_view(&model)).await?),
+        Endpoint::AdminVersion => {
             ok(blocking(registry, move |r| r.version_view(&model, &version)).await?)
         }
-        (Method::POST, ["models", model, "versions"]) => {
-            let body: Registration = read_json(req.into_body()).await?;
-            let model = model.to_string();
-            let record = blocking(registry, move |r| r.register(&model, body, &who)).await?;
+        Endpoint::AdminRegister => {
+            let b: Registration = read_json(body).await?;
+            let record = blocking(registry, move |r| r.register(&model, b, &who)).await?;
             Ok(json_response(StatusCode::CREATED, &record))
         }
-        (Method::POST, ["models", model, action]) => {
-            let model = model.to_string();
-            let body = req.into_body();
-            let done = match *action {
-                "deploy" => {
-                    let b: VersionBody = read_json(body).await?;
-                    blocking(registry, move |r| r.deploy(&model, &b.version, &who)).await?
-                }
-                "rollback" => {
-                    let b: RollbackBody = read_json_or_default(body).await?;
-                    blocking(registry, move |r| {
-                        r.rollback(&model, b.version.as_deref(), &who)
-                    })
-                    .await?
-                }
-                "canary" => {
-                    let b: CanaryBody = read_json(body).await?;
-                    let plan = b.plan();
-                    let percent = if plan.is_some() { None } else { b.percent };
-                    blocking(registry, move |r| {
-                        r.canary(&model, &b.version, percent, plan, &who)
-                    })
-                    .await?
-                }
-                "shadow" => {
-                    let b: ShadowBody = read_json(body).await?;
-                    blocking(registry, move |r| {
-                        r.shadow(&model, b.version.as_deref(), b.percent, &who)
-                    })
-                    .await?
-                }
-                "promote" => {
-                    let _: Empty = read_json_or_default(body).await?;
-                    blocking(registry, move |r| r.promote(&model, &who)).await?
-                }
-                "unload" => {
-                    let b: VersionBody = read_json(body).await?;
-                    let out =
-                        blocking(registry, move |r| r.unload(&model, &b.version, &who)).await?;
-                    return ok(out);
-                }
-                other => return Err(ApiError::NotFound(format!("no admin action `{other}`"))),
-            };
-            ok(serde_json::to_value(done).map_err(|e| ApiError::Internal(e.to_string()))?)
+        Endpoint::AdminDeploy => {
+            let b: VersionBody = read_json(body).await?;
+            done(blocking(registry, move |r| r.deploy(&model, &b.version, &who)).await?)
         }
-        (Method::POST, ["models", model, "versions", version, "faults"]) => {
-            let b: FaultsBody = read_json(req.into_body()).await?;
-            let (model, version) = (model.to_string(), version.to_string());
+        Endpoint::AdminRollback => {
+            let b: RollbackBody = read_json_or_default(body).await?;
+            let to = b.version;
+            done(blocking(registry, move |r| r.rollback(&model, to.as_deref(), &who)).await?)
+        }
+        Endpoint::AdminCanary => {
+            let b: CanaryBody = read_json(body).await?;
+            let plan = b.plan();
+            let percent = if plan.is_some() { None } else { b.percent };
+            done(
+                blocking(registry, move |r| {
+                    r.canary(&model, &b.version, percent, plan, &who)
+                })
+                .await?,
+            )
+        }
+        Endpoint::AdminShadow => {
+            let b: ShadowBody = read_json(body).await?;
+            let v = b.version;
+            done(
+                blocking(registry, move |r| {
+                    r.shadow(&model, v.as_deref(), b.percent, &who)
+                })
+                .await?,
+            )
+        }
+        Endpoint::AdminPromote => {
+            let _: Empty = read_json_or_default(body).await?;
+            done(blocking(registry, move |r| r.promote(&model, &who)).await?)
+        }
+        Endpoint::AdminUnload => {
+            let b: VersionBody = read_json(body).await?;
+            ok(blocking(registry, move |r| r.unload(&model, &b.version, &who)).await?)
+        }
+        Endpoint::AdminFaults => {
+            let b: FaultsBody = read_json(body).await?;
             ok(blocking(registry, move |r| {
                 r.set_faults(&model, &version, b.error_ratio, &who)
             })
             .await?)
         }
-        (Method::POST, ["models", model, "versions", version, "eval"]) => {
-            let _: Empty = read_json_or_default(req.into_body()).await?;
-            let (model, version) = (model.to_string(), version.to_string());
-            let report = blocking(registry, move |r| r.evaluate(&model, &version, &who)).await?;
-            ok(serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?)
+        Endpoint::AdminEval => {
+            let _: Empty = read_json_or_default(body).await?;
+            done(blocking(registry, move |r| r.evaluate(&model, &version, &who)).await?)
         }
-        (Method::GET, ["audit"]) => {
+        Endpoint::AdminAudit => {
             let (model, limit) = audit_query(&query)?;
             ok(blocking(registry, move |r| r.audit_view(model.as_deref(), limit)).await?)
         }
-        (
-            m,
-            ["openapi.json"]
-            | ["models"]
-            | ["models", _]
-            | ["models", _, "versions", ..]
-            | ["audit"],
-        )
-        | (m, ["models", _, "deploy" | "rollback" | "canary" | "shadow" | "promote" | "unload"]) => {
-            Err(ApiError::MethodNotAllowed(m.to_string()))
-        }
-        _ => Err(ApiError::NotFound(format!("no admin route for {path}"))),
+        _ => keys::handle(endpoint, c.state.policy(), &c.params, &query, body, who).await,
     }
+}
+
+fn ok(v: Value) -> Result<Response<HttpBody>, ApiError> {
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+/// What an action did, as JSON.
+fn done(v: impl serde::Serialize) -> Result<Response<HttpBody>, ApiError> {
+    ok(serde_json::to_value(v).map_err(|e| ApiError::Internal(e.to_string()))?)
 }
 
 /// Admin actions read files, hash artifacts, load weights and write
@@ -247,17 +214,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Internal(format!("an admin action failed: {e}")))?
         .map_err(ApiError::from)
-}
-
-/// An empty body means the defaults; anything else must parse.
-async fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(
-    body: Incoming,
-) -> Result<T, ApiError> {
-    let bytes = super::body::read_body(body).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    super::body::parse_json(&bytes)
 }
 
 /// `?model=NAME&limit=N` (limit 1–10000, default 100).

@@ -4,14 +4,16 @@
 use crate::engine::TokenLogprob;
 use crate::model::tokenizer::Tokenizer;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
-pub struct TokenNames<'a> {
-    pub tokenizer: &'a Tokenizer,
+#[derive(Clone)]
+pub struct TokenNames {
+    pub tokenizer: Arc<Tokenizer>,
     /// vLLM's `return_tokens_as_token_ids`: `token_id:N` instead of text.
     pub as_ids: bool,
 }
 
-impl TokenNames<'_> {
+impl TokenNames {
     pub fn name(&self, id: u32) -> String {
         if self.as_ids {
             format!("token_id:{id}")

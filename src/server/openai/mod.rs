@@ -1,14 +1,17 @@
-//! The OpenAI-compatible endpoints.
+//! The OpenAI-compatible endpoints. A generation request goes one way
+//! whatever its endpoint: parsed (`types.rs`), resolved to what the
+//! engine runs (`resolve.rs`, on the blocking pool), run and answered
+//! (`pipeline.rs`); chat and completions differ only in their renderer
+//! (`chat_render.rs`, `completion_render.rs`).
 
-pub mod chat;
-mod chat_stream;
-mod chunks;
-mod collect;
-pub mod completions;
-mod completions_stream;
+mod chat_render;
+mod completion_render;
 mod logprobs;
 pub mod models;
+mod pipeline;
 mod prompt;
+mod render;
+mod resolve;
 mod response_format;
 mod sampling;
 pub mod shadow;
@@ -17,16 +20,85 @@ mod tool_output;
 mod tools;
 pub mod types;
 
+use super::auth;
+use super::context;
 use super::error::ApiError;
+use super::sse::SseBody;
 use super::state::AppState;
 use crate::registry::{RegistryError, ServedModel};
+use crate::store::now_unix;
+use resolve::Body;
 use std::sync::Arc;
 
 /// What a generation handler answers: one JSON document, or a stream of
 /// server-sent events.
 pub enum Reply {
     Json(serde_json::Value),
-    Stream(super::sse::SseBody),
+    Stream(SseBody),
+}
+
+/// The two generation endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Chat,
+    Completion,
+}
+
+impl Kind {
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::Chat => "/v1/chat/completions",
+            Kind::Completion => "/v1/completions",
+        }
+    }
+}
+
+/// Whether a route path is a generation endpoint's (its requests count in
+/// the canary analysis).
+pub fn is_generation(path: &str) -> bool {
+    [Kind::Chat, Kind::Completion]
+        .iter()
+        .any(|k| k.path() == path)
+}
+
+/// POST /v1/chat/completions and /v1/completions.
+pub async fn generate(state: &AppState, kind: Kind, bytes: &[u8]) -> Result<Reply, ApiError> {
+    let body = parse(kind, bytes)?;
+    let (name, user) = match &body {
+        Body::Chat(r) => (r.model.as_deref(), r.sampling.user.as_deref()),
+        Body::Completion(r) => (r.model.as_deref(), r.sampling.user.as_deref()),
+    };
+    let model = resolve_model(state, name, user)?;
+    answer(model, body).await
+}
+
+/// Answers `body` on `model` (a shadow's copy comes here directly).
+async fn answer(model: Arc<ServedModel>, body: Body) -> Result<Reply, ApiError> {
+    let resolved = resolve::resolve(model.clone(), body, auth::default_priority()).await?;
+    pipeline::run(model, resolved).await
+}
+
+/// The body of `kind`, parsed; fields no handler reads are logged.
+fn parse(kind: Kind, bytes: &[u8]) -> Result<Body, ApiError> {
+    let body = match kind {
+        Kind::Chat => Body::Chat(super::body::parse_json(bytes)?),
+        Kind::Completion => Body::Completion(super::body::parse_json(bytes)?),
+    };
+    let unknown = match &body {
+        Body::Chat(r) => &r.unknown,
+        Body::Completion(r) => &r.unknown,
+    };
+    // Ignored, as the OpenAI server ignores them, but logged so that a
+    // typo does not go unnoticed.
+    if !unknown.is_empty() {
+        let fields: Vec<&str> = unknown.keys().map(String::as_str).collect();
+        tracing::warn!(
+            endpoint = kind.path(),
+            ?fields,
+            "ignoring unknown request fields"
+        );
+    }
+    Ok(body)
 }
 
 /// The version that answers a request for `name` (a missing `model` means
@@ -37,15 +109,15 @@ fn resolve_model(
     name: Option<&str>,
     user: Option<&str>,
 ) -> Result<Arc<ServedModel>, ApiError> {
-    let header = super::router::user_header();
+    let header = context::user_header();
     let user = user.or(header.as_deref());
     let model = state.registry().resolve(name, user).map_err(|e| match e {
         RegistryError::NotFound(_) => ApiError::ModelNotFound(name.unwrap_or("").to_owned()),
         RegistryError::NotReady => ApiError::NotReady,
         other => ApiError::bad(other.to_string(), "model"),
     })?;
-    super::auth::check_model(name.into_iter().chain([model.name()]))?;
-    super::router::served_by(&model);
+    auth::check_model(name.into_iter().chain([model.name()]))?;
+    context::served_by(&model);
     if model.faults.fail_next() {
         return Err(ApiError::InjectedFault(model.version_label()));
     }
@@ -57,19 +129,18 @@ fn resolve_model(
 /// and its grammar included) validate. The `request_parser` fuzz target
 /// drives it with arbitrary bytes.
 pub fn check_body(path: &str, body: &[u8]) -> Result<(), ApiError> {
-    let defaults = crate::model::hf::GenerationDefaults::default();
-    let sampling = match path {
-        "/v1/chat/completions" => super::body::parse_json::<types::ChatRequest>(body)?.sampling,
-        "/v1/completions" => super::body::parse_json::<types::CompletionRequest>(body)?.sampling,
+    let defaults = crate::model::generation::GenerationDefaults::default();
+    let kind = match path {
+        "/v1/chat/completions" => Kind::Chat,
+        "/v1/completions" => Kind::Completion,
         other => return Err(ApiError::NotFound(format!("no route for {other}"))),
     };
-    sampling::validate(sampling, &defaults).map(|_| ())
-}
-
-pub(crate) fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    let sampling = match parse(kind, body)? {
+        Body::Chat(r) => r.sampling,
+        Body::Completion(r) => r.sampling,
+    };
+    sampling::validate(sampling, &defaults, 0)?;
+    Ok(())
 }
 
 fn request_id(prefix: &str) -> String {
@@ -85,13 +156,4 @@ fn usage_json(prompt_tokens: usize, completion_tokens: usize) -> serde_json::Val
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     })
-}
-
-/// Fields a request carried that no handler reads: ignored, as the OpenAI
-/// server ignores them, but logged so that a typo does not go unnoticed.
-fn warn_unknown(endpoint: &str, unknown: &serde_json::Map<String, serde_json::Value>) {
-    if !unknown.is_empty() {
-        let fields: Vec<&str> = unknown.keys().map(String::as_str).collect();
-        tracing::warn!(endpoint, ?fields, "ignoring unknown request fields");
-    }
 }

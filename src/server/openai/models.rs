@@ -17,7 +17,7 @@ fn card(m: &ServedModel, id: &str) -> Value {
 
 /// The route's names the caller's key may use.
 fn cards(route: &Route) -> impl Iterator<Item = Value> + '_ {
-    let caller = crate::server::auth::caller();
+    let caller = crate::server::context::caller();
     route
         .names
         .iter()

@@ -3,6 +3,7 @@
 
 use super::tools::{self, ToolFormat, ToolSetup};
 use crate::server::error::ApiError;
+use crate::server::invalid::Invalid;
 use crate::server::state::ServedModel;
 use serde_json::{Map, Value};
 
@@ -26,12 +27,12 @@ pub fn render(
     opts: ChatOptions,
 ) -> Result<ChatPrompt, ApiError> {
     let template = model.template.as_ref().ok_or_else(|| {
-        ApiError::bad(
+        Invalid::malformed(
+            "messages",
             format!(
                 "the model `{}` has no chat template; use /v1/completions",
                 model.name()
             ),
-            "messages",
         )
     })?;
     let format = ToolFormat::of(template);
@@ -54,30 +55,23 @@ pub fn render(
 
 /// Checks each message and flattens array-of-parts content into the plain
 /// string most templates expect (text parts joined by newlines).
-fn normalize_messages(messages: Vec<Value>) -> Result<Vec<Value>, ApiError> {
+fn normalize_messages(messages: Vec<Value>) -> Result<Vec<Value>, Invalid> {
     messages
         .into_iter()
         .enumerate()
         .map(|(i, mut m)| {
-            let obj = m.as_object_mut().ok_or_else(|| {
-                ApiError::bad(format!("messages[{i}] must be an object"), "messages")
-            })?;
+            let bad = |message: String| Invalid::malformed("messages", message);
+            let obj = m
+                .as_object_mut()
+                .ok_or_else(|| bad(format!("messages[{i}] must be an object")))?;
             match obj.get("role").and_then(Value::as_str) {
                 Some("system" | "user" | "assistant" | "tool" | "developer") => {}
                 Some(other) => {
-                    return Err(ApiError::bad(
-                        format!(
+                    return Err(bad(format!(
                         "messages[{i}].role `{other}` is not one of system, user, assistant, tool"
-                    ),
-                        "messages",
-                    ))
+                    )))
                 }
-                None => {
-                    return Err(ApiError::bad(
-                        format!("messages[{i}] has no role"),
-                        "messages",
-                    ))
-                }
+                None => return Err(bad(format!("messages[{i}] has no role"))),
             }
             if let Some(Value::Array(parts)) = obj.get("content") {
                 let mut texts = Vec::new();
@@ -88,13 +82,10 @@ fn normalize_messages(messages: Vec<Value>) -> Result<Vec<Value>, ApiError> {
                     ) {
                         (Some("text"), Some(t)) => texts.push(t.to_owned()),
                         (ty, _) => {
-                            return Err(ApiError::bad(
-                                format!(
+                            return Err(bad(format!(
                                 "messages[{i}].content[{j}]: only text parts are supported, got {}",
                                 ty.unwrap_or("no type")
-                            ),
-                                "messages",
-                            ))
+                            )))
                         }
                     }
                 }

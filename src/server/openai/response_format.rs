@@ -5,18 +5,18 @@
 
 use crate::engine::grammar::json_schema::{json_object_grammar, schema_grammar};
 use crate::engine::grammar::Compiled;
-use crate::server::error::ApiError;
+use crate::server::invalid::Invalid;
 use serde_json::Value;
 use std::sync::Arc;
 
 const PARAM: &str = "response_format";
 
 /// The grammar `response_format` asks for; None for plain text.
-pub fn grammar(format: Option<&Value>) -> Result<Option<Arc<Compiled>>, ApiError> {
+pub fn grammar(format: Option<&Value>) -> Result<Option<Arc<Compiled>>, Invalid> {
     let Some(format) = format else {
         return Ok(None);
     };
-    let bad = |msg: String| ApiError::bad(msg, PARAM);
+    let bad = |msg: String| Invalid::malformed(PARAM, msg);
     let kind = format.get("type").and_then(Value::as_str).ok_or_else(|| {
         bad("response_format needs a `type`: text, json_object or json_schema".into())
     })?;

@@ -3,12 +3,12 @@
 //! its answer discarded and its outcome counted in the shadow's metrics;
 //! the client's request neither waits for it nor sees it.
 
-use super::{chat, completions};
+use super::{answer, parse, Kind};
 use crate::server::state::AppState;
 use crate::telemetry::metrics;
 use serde_json::Value;
 
-pub fn mirror(state: &AppState, endpoint: &'static str, body: &[u8]) {
+pub fn mirror(state: &AppState, kind: Kind, body: &[u8]) {
     let registry = state.registry();
     if !registry.table().routes().any(|r| r.shadow.is_some()) {
         return;
@@ -22,20 +22,16 @@ pub fn mirror(state: &AppState, endpoint: &'static str, body: &[u8]) {
     };
     copy.insert("stream".into(), Value::Bool(false));
     copy.remove("stream_options");
-    let copy = Value::Object(copy);
+    let Ok(copy) = serde_json::to_vec(&copy) else {
+        return;
+    };
     tokio::spawn(async move {
-        let answered = if endpoint == "/v1/chat/completions" {
-            match serde_json::from_value(copy) {
-                Ok(req) => chat::run(&shadow, req).await.map(drop),
-                Err(_) => return,
-            }
-        } else {
-            match serde_json::from_value(copy) {
-                Ok(req) => completions::run(&shadow, req).await.map(drop),
-                Err(_) => return,
-            }
+        let Ok(body) = parse(kind, &copy) else {
+            return;
         };
-        let status = answered.map_or_else(|e| e.status_code(), |()| 200);
-        metrics::request_answered(shadow.name(), &shadow.version, endpoint, status);
+        let answered = answer(shadow.clone(), body).await;
+        let status = answered.map_or_else(|e| e.status_code(), |_| 200);
+        metrics::request_answered(shadow.name(), &shadow.version, kind.path(), status);
+        shadow.answered(status);
     });
 }

@@ -1,9 +1,12 @@
 //! POST /tokenize and /detokenize, in vLLM's shapes (llama.cpp's
-//! `content` / `add_special` names are accepted too).
+//! `content` / `add_special` names are accepted too). Rendering and
+//! tokenizing run on the blocking pool, as for generation requests.
 
 use super::prompt::{self, ChatOptions};
 use super::resolve_model;
+use crate::registry::ServedModel;
 use crate::server::error::ApiError;
+use crate::server::invalid::Invalid;
 use crate::server::state::AppState;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,8 +31,14 @@ pub struct DetokenizeRequest {
     pub tokens: Vec<u32>,
 }
 
-pub fn tokenize(state: &AppState, req: TokenizeRequest) -> Result<Value, ApiError> {
-    let model = &resolve_model(state, req.model.as_deref(), None)?;
+pub async fn tokenize(state: &AppState, req: TokenizeRequest) -> Result<Value, ApiError> {
+    let model = resolve_model(state, req.model.as_deref(), None)?;
+    tokio::task::spawn_blocking(move || tokenize_now(&model, req))
+        .await
+        .map_err(|e| ApiError::Internal(format!("tokenizing failed: {e}")))?
+}
+
+fn tokenize_now(model: &ServedModel, req: TokenizeRequest) -> Result<Value, ApiError> {
     let tokens = match (req.prompt, req.messages) {
         (Some(text), None) => {
             model
@@ -50,10 +59,8 @@ pub fn tokenize(state: &AppState, req: TokenizeRequest) -> Result<Value, ApiErro
                 .encode(&text, req.add_special_tokens.unwrap_or(false), true)
         }
         _ => {
-            return Err(ApiError::bad(
-                "send exactly one of prompt and messages",
-                "prompt",
-            ))
+            let e = "send exactly one of prompt and messages";
+            return Err(Invalid::malformed("prompt", e).into());
         }
     };
     Ok(json!({
@@ -67,10 +74,8 @@ pub fn detokenize(state: &AppState, req: DetokenizeRequest) -> Result<Value, Api
     let model = &resolve_model(state, req.model.as_deref(), None)?;
     let vocab = model.tokenizer.vocab_size();
     if let Some(&bad) = req.tokens.iter().find(|&&t| t as usize >= vocab) {
-        return Err(ApiError::bad(
-            format!("token id {bad} is outside the vocabulary (size {vocab})"),
-            "tokens",
-        ));
+        let e = format!("token id {bad} is outside the vocabulary (size {vocab})");
+        return Err(Invalid::malformed("tokens", e).into());
     }
     Ok(json!({ "prompt": model.tokenizer.decode(&req.tokens, false) }))
 }

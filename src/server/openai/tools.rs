@@ -16,6 +16,7 @@ use crate::engine::grammar::json_schema::schema_seq;
 use crate::engine::grammar::{literal, seq, Compiled, GrammarBuilder};
 use crate::model::chat_template::ChatTemplate;
 use crate::server::error::ApiError;
+use crate::server::invalid::Invalid;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -65,8 +66,8 @@ pub struct ToolSetup {
     pub format: ToolFormat,
 }
 
-fn bad(msg: impl Into<String>, param: &'static str) -> ApiError {
-    ApiError::bad(msg, param)
+fn bad(msg: impl Into<String>, param: &'static str) -> Invalid {
+    Invalid::malformed(param, msg)
 }
 
 /// Checks `tools`, `tool_choice` and `parallel_tool_calls`. None when no
@@ -76,7 +77,7 @@ pub fn parse(
     choice: Option<&Value>,
     parallel: Option<bool>,
     format: ToolFormat,
-) -> Result<Option<ToolSetup>, ApiError> {
+) -> Result<Option<ToolSetup>, Invalid> {
     let mut parsed = Vec::new();
     for (i, t) in tools.unwrap_or_default().iter().enumerate() {
         if t.get("type").and_then(Value::as_str) != Some("function") {

@@ -1,7 +1,10 @@
 //! Recent samples of each model version, kept in process for the canary
 //! analysis: request outcomes, times to first token and gaps between
-//! tokens, each with its time, for a bounded span and count.
+//! tokens, each with its time, for a bounded span and count. The registry
+//! owns one window per version (`Windows`); the version's engine feeds
+//! latencies through [`LatencySink`], the server its request outcomes.
 
+use crate::telemetry::LatencySink;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,17 +109,33 @@ impl VersionWindow {
     }
 }
 
-/// The window of `model@version`, made on first use.
-pub fn window(model: &str, version: &str) -> Arc<VersionWindow> {
-    type Windows = HashMap<(String, String), Arc<VersionWindow>>;
-    static ALL: Mutex<Option<Windows>> = Mutex::new(None);
-    let mut all = ALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    all.get_or_insert_with(HashMap::new)
-        .entry((model.to_owned(), version.to_owned()))
-        .or_default()
-        .clone()
+impl LatencySink for VersionWindow {
+    fn first_token(&self, since_arrival: Duration) {
+        VersionWindow::first_token(self, since_arrival);
+    }
+
+    fn token_gap(&self, gap: Duration) {
+        VersionWindow::token_gap(self, gap);
+    }
+}
+
+/// The window of every version, by (model, version). A version reloaded
+/// after an unload keeps its window: the analysis spans the reload.
+#[derive(Default)]
+pub struct Windows {
+    all: Mutex<HashMap<(String, String), Arc<VersionWindow>>>,
+}
+
+impl Windows {
+    /// The window of `model@version`, made on first use.
+    pub fn of(&self, model: &str, version: &str) -> Arc<VersionWindow> {
+        self.all
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((model.to_owned(), version.to_owned()))
+            .or_default()
+            .clone()
+    }
 }
 
 #[cfg(test)]

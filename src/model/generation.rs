@@ -1,5 +1,6 @@
-//! Default sampling from `generation_config.json`, used for the fields a
-//! request leaves out (as vLLM's `--generation-config auto` does).
+//! Default sampling from a Hugging Face `generation_config.json` (GGUF
+//! files carry none), used for the fields a request leaves out (as vLLM's
+//! `--generation-config auto` does).
 
 use serde_json::Value;
 
