@@ -86,14 +86,5 @@ __device__ __forceinline__ void gemv_body(const u8* w, u64 row_bytes, int rows, 
         gemv_body<FMT, UNIT>(w, row_bytes, rows, cols, x, t_rows, out);                     \
     }
 
-GEMV(gemv_f32, FMT_F32, 8)
-GEMV(gemv_f16, FMT_F16, 8)
-GEMV(gemv_bf16, FMT_BF16, 8)
-GEMV(gemv_q8_0, FMT_Q8_0, 32)
-GEMV(gemv_q4_0, FMT_Q4_0, 32)
-GEMV(gemv_q4_1, FMT_Q4_1, 32)
-GEMV(gemv_q5_0, FMT_Q5_0, 32)
-GEMV(gemv_q5_1, FMT_Q5_1, 32)
-GEMV(gemv_q4_k, FMT_Q4_K, 32)
-GEMV(gemv_q5_k, FMT_Q5_K, 32)
-GEMV(gemv_q6_k, FMT_Q6_K, 32)
+// One GEMV(gemv_<format>, FMT_<FORMAT>, unit) per weight format follows
+// this file, emitted from the formats' descriptor table.

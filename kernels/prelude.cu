@@ -8,24 +8,9 @@ typedef unsigned int u32;
 typedef unsigned long long u64;
 typedef signed char i8;
 
-// Weight formats, numbered as `backend::cuda::kernels::format_id` numbers
-// them.
-#define FMT_F32 0
-#define FMT_F16 1
-#define FMT_BF16 2
-#define FMT_Q8_0 3
-#define FMT_Q4_0 4
-#define FMT_Q4_1 5
-#define FMT_Q5_0 6
-#define FMT_Q5_1 7
-#define FMT_Q4_K 8
-#define FMT_Q5_K 9
-#define FMT_Q6_K 10
-
-// KV cache element types, as `KvDtype` numbers them.
-#define KV_F32 0
-#define KV_F16 1
-#define KV_BF16 2
+// FMT_* (the weight formats) and KV_* (the KV cache element types) come
+// before this file, emitted from the Rust tables that number them
+// (`backend/cuda/compile.rs`).
 
 #define WARP 32
 #define INFINITY __int_as_float(0x7f800000)
@@ -80,22 +65,18 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Sum (or maximum) over a block of `blockDim.x` threads (a multiple of 32,
-// at most 1024); every thread gets the result. `scratch` holds 32 floats.
-template <bool MAX>
-__device__ float block_reduce(float v, float* scratch) {
+// Sum over a block of `blockDim.x` threads (a multiple of 32, at most
+// 1024); every thread gets the result. `scratch` holds 32 floats.
+__device__ float block_sum(float v, float* scratch) {
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     int warps = blockDim.x / WARP;
-    v = MAX ? warp_max(v) : warp_sum(v);
+    v = warp_sum(v);
     __syncthreads();
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
-    float t = lane < warps ? scratch[lane] : (MAX ? -INFINITY : 0.0f);
-    return MAX ? warp_max(t) : warp_sum(t);
+    float t = lane < warps ? scratch[lane] : 0.0f;
+    return warp_sum(t);
 }
-
-__device__ float block_sum(float v, float* scratch) { return block_reduce<false>(v, scratch); }
-__device__ float block_max(float v, float* scratch) { return block_reduce<true>(v, scratch); }
 
 // Blocks of the weight formats are 2-byte aligned: read halves, never
 // words, out of them.

@@ -12,6 +12,9 @@ pub enum KvDtype {
 }
 
 impl KvDtype {
+    /// Every type, numbered as the CUDA program numbers them (`KV_*`).
+    pub const ALL: [KvDtype; 3] = [KvDtype::F32, KvDtype::F16, KvDtype::Bf16];
+
     pub fn bytes(self) -> usize {
         match self {
             KvDtype::F32 => 4,

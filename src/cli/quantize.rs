@@ -35,10 +35,7 @@ pub struct QuantizeArgs {
 }
 
 pub fn run_quantize(a: QuantizeArgs) -> CliResult {
-    let to = WeightFormat::from_name(&a.to).ok_or_else(|| {
-        let known: Vec<&str> = WeightFormat::ALL.iter().map(|f| f.name()).collect();
-        format!("--to `{}` is not one of {}", a.to, known.join(", "))
-    })?;
+    let to = WeightFormat::parse(&a.to).map_err(|e| format!("--to {e}"))?;
     let input = model_path(Some(&a.model))?;
     let started = std::time::Instant::now();
     let outcome = crate::model::quantize::quantize(&input, to, a.pure, &a.out)?;

@@ -56,16 +56,9 @@ impl ModelArgs {
         if self.dtype == "auto" {
             return Ok(None);
         }
-        WeightFormat::from_name(&self.dtype)
+        WeightFormat::parse(&self.dtype)
             .map(Some)
-            .ok_or_else(|| {
-                let known: Vec<&str> = WeightFormat::ALL.iter().map(|f| f.name()).collect();
-                format!(
-                    "--dtype `{}` is not one of auto, {}",
-                    self.dtype,
-                    known.join(", ")
-                )
-            })
+            .map_err(|e| format!("--dtype {e} (or auto)"))
     }
 
     /// Whether the name clients send defaults to the catalog name.

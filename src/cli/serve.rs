@@ -163,7 +163,7 @@ async fn serve(a: ServeArgs) -> CliResult {
         registry.clone(),
         policy.clone(),
         tls.as_ref().is_some_and(|t| t.verifies_clients()),
-    );
+    )?;
     state.set_log_requests(a.log_requests);
     if let Some(addr) = &a.metrics_addr {
         let metrics = tokio::net::TcpListener::bind(addr)

@@ -32,24 +32,6 @@ pub struct Outcome {
     pub bytes_out: u64,
 }
 
-/// llama.cpp's `llama_ftype` for a file whose matrices are all `format`
-/// (the pure "_S" variants of the K-quants).
-fn file_type(format: WeightFormat) -> u32 {
-    match format {
-        WeightFormat::F32 => 0,
-        WeightFormat::F16 => 1,
-        WeightFormat::Q4_0 => 2,
-        WeightFormat::Q4_1 => 3,
-        WeightFormat::Q8_0 => 7,
-        WeightFormat::Q5_0 => 8,
-        WeightFormat::Q5_1 => 9,
-        WeightFormat::Q4K => 14,
-        WeightFormat::Q5K => 16,
-        WeightFormat::Q6K => 18,
-        WeightFormat::Bf16 => 32,
-    }
-}
-
 /// The version of ggml's block layouts that files written here follow.
 const QUANTIZATION_VERSION: u32 = 2;
 
@@ -77,7 +59,7 @@ pub fn quantize(input: &Path, to: WeightFormat, pure: bool, out: &Path) -> Resul
             w.meta(key, value.clone());
         }
     }
-    w.meta("general.file_type", MetaValue::U32(file_type(to)));
+    w.meta("general.file_type", MetaValue::U32(to.describe().file_type));
     w.meta(
         "general.quantization_version",
         MetaValue::U32(QUANTIZATION_VERSION),

@@ -63,16 +63,8 @@ impl Registry {
             }
             let warmup = warmup::parse(r.warmup.as_ref())?;
             if let Some(q) = r.quantize.as_deref() {
-                if WeightFormat::from_name(q).is_none() {
-                    let known: Vec<&str> = WeightFormat::ALL
-                        .iter()
-                        .map(|f| f.name())
-                        .collect();
-                    return Err(RegistryError::Invalid(format!(
-                        "quantize `{q}` is not one of {}",
-                        known.join(", ")
-                    )));
-                }
+                WeightFormat::parse(q)
+                    .map_err(|e| RegistryError::Invalid(format!("quantize {e}")))?;
             }
             let eval_set = match r.eval_set.as_ref().filter(|v| !v.is_null()) {
                 Some(v) => Some(json!(super::eval::set::parse(v)?)),

@@ -12,6 +12,7 @@ mod invalid;
 mod listen;
 mod metrics_listener;
 pub mod openai;
+mod prep;
 mod reply;
 mod router;
 mod routes;

@@ -137,7 +137,7 @@ fn require_json(req: &Request<Incoming>) -> Result<(), ApiError> {
 }
 
 async fn dispatch(
-    state: &AppState,
+    state: &Arc<AppState>,
     conn: Conn,
     request_id: &str,
     matched: Matched,
@@ -225,7 +225,7 @@ async fn handle(endpoint: Endpoint, c: Call<'_>) -> Result<Response<HttpBody>, A
             reply(
                 state,
                 c.request_id,
-                openai::generate(state, kind, &bytes).await?,
+                openai::generate(state, kind, bytes).await?,
             )
         }
         _ => super::admin::handle(endpoint, c).await,

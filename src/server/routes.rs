@@ -10,6 +10,7 @@ use super::context::Conn;
 use super::state::AppState;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
+use std::sync::Arc;
 
 /// The admin API's prefix.
 pub const ADMIN: &str = "/admin/v1";
@@ -205,7 +206,7 @@ impl Params {
 
 /// What a handler is given.
 pub struct Call<'a> {
-    pub state: &'a AppState,
+    pub state: &'a Arc<AppState>,
     pub conn: Conn,
     /// What the route's path captured.
     pub params: Params,

@@ -2,6 +2,7 @@
 //! model), the policy (keys and limits) and the server's own lifecycle
 //! flags.
 
+use super::prep::Prep;
 use crate::policy::Policy;
 use crate::registry::Registry;
 pub use crate::registry::ServedModel;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 pub struct AppState {
     registry: Arc<Registry>,
     policy: Arc<Policy>,
+    /// Where requests are parsed, rendered and tokenized.
+    prep: Prep,
     /// mTLS: the admin API answers only connections with a verified
     /// client certificate.
     admin_client_cert: bool,
@@ -23,15 +26,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(registry: Arc<Registry>, policy: Arc<Policy>, admin_client_cert: bool) -> Arc<Self> {
-        Arc::new(AppState {
+    pub fn new(
+        registry: Arc<Registry>,
+        policy: Arc<Policy>,
+        admin_client_cert: bool,
+    ) -> Result<Arc<Self>, String> {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Ok(Arc::new(AppState {
             registry,
             policy,
+            prep: Prep::new(cores)?,
             admin_client_cert,
             log_requests: AtomicBool::new(false),
             starting: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
-        })
+        }))
+    }
+
+    pub fn prep(&self) -> &Prep {
+        &self.prep
     }
 
     pub fn registry(&self) -> &Arc<Registry> {

@@ -105,3 +105,17 @@ def test_gpu_metrics_come_from_nvml_or_are_absent_with_a_reason(tiny, server_log
         # A machine with a GPU: every device reports its memory.
         assert "GPU metrics from NVML" in log, log[-2000:]
         assert any(l.startswith("switchyard_gpu_memory_total_bytes{") for l in gpu_samples)
+
+
+def test_refusal_counters_exist_at_zero_before_any_refusal(tiny):
+    """Dashboards and alerts read these series: a healthy server that has
+    refused nobody has every one of them, at 0 (Prometheus' guidance for
+    labels known in advance)."""
+    samples = scrape(tiny)
+    for scope in ("key", "tenant"):
+        for limit in ("requests", "tokens", "concurrent"):
+            got = value(samples, "switchyard_rate_limited_total", model="t", version="boot",
+                        scope=scope, limit=limit)
+            assert got == 0, (scope, limit)
+    for status in ("401", "403"):
+        assert value(samples, "switchyard_auth_failures_total", status=status) == 0

@@ -153,3 +153,23 @@ def test_the_rules_evaluate_against_a_live_scrape(tiny, prometheus, tmp_path):
         if name.startswith("switchyard_gpu_") or name in only_with_keys:
             continue
         assert re.search(rf"^{name}(_bucket|_count|_sum)?{{", scraped, re.M), name
+
+
+def test_the_refusal_panels_and_alerts_have_series_before_any_refusal(tiny, prometheus):
+    """A server that refused nobody still has every refusal series, at 0:
+    the dashboard panels and the alert on refused keys read zeros, not
+    "no data"."""
+    refusals = [e for e in rule_expressions() + dashboard_expressions()
+                if "rate_limited" in e or "auth_failures" in e]
+    assert len(refusals) >= 3, refusals
+    deadline = time.monotonic() + 60
+    for expr in refusals:
+        # `sum(...) > 1` is empty on a healthy server by design: its
+        # left side must have a series.
+        left = expr.split(" > ")[0]
+        while not query(prometheus, left):
+            assert time.monotonic() < deadline, f"no series for {left}"
+            time.sleep(0.5)
+    scraped = httpx.get(f"{tiny}/metrics", timeout=10).text
+    for name in ("switchyard_rate_limited_total", "switchyard_auth_failures_total"):
+        assert re.search(rf"^{name}{{.*}} 0$", scraped, re.M), name

@@ -444,3 +444,112 @@ def test_schemathesis_finds_no_server_error(server):
 
 def s_alive(s):
     return httpx.get(f"{s.base}/health", timeout=10).status_code == 200
+
+
+def test_a_rollback_to_boot_survives_kill_9(bin_path, tmp_path):
+    """Stable is `boot` again after a rollback: a restart with the same
+    flags serves the command line's model, ready, as before the kill."""
+    s = Server(bin_path, tmp_path).start()
+    try:
+        register(s, "v1")
+        s.cli("deploy", NAME, "v1")
+        assert s.cli("rollback", NAME)["stable"] == "boot"
+        s.proc.kill()
+        s.proc.wait(timeout=30)
+        s.log.close()
+        s.start()  # waits for /ready
+        assert s.complete().headers["x-switchyard-model-version"] == f"{NAME}@boot"
+        shown = s.cli("show", NAME)
+        assert (shown["deployment"]["stable"], shown["serving"]) == ("boot", "boot")
+        assert shown["restore_error"] is None
+        # The deployment carries on from there: v1 is the way forward again.
+        assert s.cli("deploy", NAME, "v1")["previous"] == "boot"
+    finally:
+        s.stop()
+
+
+def test_a_deployment_that_cannot_come_back_leaves_the_server_ready(bin_path, tmp_path):
+    """The stored stable version's artifact is gone at restart: the server
+    comes up ready on the command line's model, and says why, in its log
+    and on the admin API."""
+    artifact = tmp_path / "copy.gguf"
+    shutil.copy(ARTIFACT, artifact)
+    s = Server(bin_path, tmp_path).start()
+    try:
+        s.cli("register", NAME, "v1", "--artifact", str(artifact))
+        s.cli("deploy", NAME, "v1")
+        s.proc.kill()
+        s.proc.wait(timeout=30)
+        s.log.close()
+        artifact.unlink()
+        s.start()
+        assert s.complete().headers["x-switchyard-model-version"] == f"{NAME}@boot"
+        shown = s.cli("show", NAME)
+        assert (shown["deployment"]["stable"], shown["serving"]) == ("v1", "boot")
+        assert "copy.gguf" in shown["restore_error"], shown
+        assert "could not be restored" in s.log_text()
+    finally:
+        s.stop()
+
+
+def warming_up_for_a_while(s, model, version):
+    """Registers `version` with a warm-up long enough to act during it."""
+    warmup = [{"prompt": f"Story {i}:", "max_tokens": 512} for i in range(4)]
+    return s.cli("register", model, version, "--artifact", str(ARTIFACT), "--warmup", json.dumps(warmup))
+
+
+def deploy_in_the_background(s, model, version):
+    """Starts a deploy and returns once the version is loading."""
+    answer = {}
+
+    def deploy():
+        answer["response"] = s.admin("POST", f"/models/{model}/deploy", json={"version": version})
+
+    thread = threading.Thread(target=deploy, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        loaded = s.admin("GET", f"/models/{model}").json().get("loaded", [])
+        if {"version": version, "state": "loading"} in loaded:
+            return thread, answer
+    raise AssertionError(f"{model}@{version} never started loading")
+
+
+def test_a_rollback_does_not_wait_behind_a_deploy_that_is_loading(bin_path, tmp_path):
+    """A rollback of model A completes in under a second while a deploy of
+    A's next version, and then one of another model, is still warming up;
+    the deploy completes after it."""
+    s = Server(bin_path, tmp_path, "--kv-cache-per-version", "0.2").start()
+    try:
+        register(s, "v1")
+        s.cli("deploy", NAME, "v1")
+        warming_up_for_a_while(s, NAME, "v2")
+        warming_up_for_a_while(s, "other", "b1")
+        for model, version in [(NAME, "v2"), ("other", "b1")]:
+            thread, answer = deploy_in_the_background(s, model, version)
+            started = time.monotonic()
+            r = s.admin("POST", f"/models/{NAME}/rollback", json={})
+            took = time.monotonic() - started
+            assert r.status_code == 200, r.text
+            assert took < 1.0, f"the rollback took {took:.2f} s behind the deploy of {model}@{version}"
+            loaded = s.admin("GET", f"/models/{model}").json()["loaded"]
+            assert {"version": version, "state": "loading"} in loaded, "the deploy ended first"
+            thread.join(timeout=600)
+            assert answer["response"].status_code == 200, answer["response"].text
+            assert answer["response"].json()["stable"] == version
+        # A rolled back to boot, then v2's deploy completed; v2 rolled back
+        # to boot again while the other model's deploy loaded.
+        deployments = [
+            (e["action"], e["version"], e["result"]) for e in s.cli("history", NAME)["data"]
+            if e["action"] in ("deploy", "rollback")
+        ]
+        assert deployments == [
+            ("deploy", "v1", "ok"),
+            ("rollback", "boot", "ok"),
+            ("deploy", "v2", "ok"),
+            ("rollback", "boot", "ok"),
+        ], deployments
+        assert s.complete().headers["x-switchyard-model-version"] == f"{NAME}@boot"
+        assert s.complete(model="other").headers["x-switchyard-model-version"] == "other@b1"
+    finally:
+        s.stop()

@@ -354,7 +354,7 @@ mod tests {
             let wv = values(n * k, 1);
             let x = values(t * k, 2);
             let xq = quantized(&x, t, k);
-            for format in WeightFormat::ALL {
+            for format in WeightFormat::all() {
                 if !k.is_multiple_of(format.block_elems()) {
                     continue;
                 }

@@ -4,6 +4,8 @@
 //! milliseconds; a machine without NVRTC can still use PTX compiled
 //! elsewhere for the same source and architecture.
 
+use crate::backend::quant::{WeightFormat, FORMATS};
+use crate::backend::KvDtype;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -22,16 +24,48 @@ const SOURCES: &[(&str, &str)] = &[
     ("sampling.cu", include_str!("../../../kernels/sampling.cu")),
 ];
 
-/// The program NVRTC compiles: the files one after another, each under a
-/// `#line` that makes compiler messages name the right file and line.
+/// The program NVRTC compiles: the numbers of the weight formats and KV
+/// element types, then the files one after another, each under a `#line`
+/// that makes compiler messages name the right file and line, then a GEMV
+/// kernel per weight format. The tables come from Rust, so the kernels
+/// and the host can never number a format differently.
 pub fn program() -> String {
-    let mut s = String::new();
+    let mut s = String::from("#line 1 \"generated: numbers\"\n");
+    for d in FORMATS {
+        s.push_str(&format!(
+            "#define FMT_{} {}\n",
+            tag(d.name),
+            d.format as u32
+        ));
+    }
+    for kv in KvDtype::ALL {
+        s.push_str(&format!("#define KV_{} {}\n", tag(kv.name()), kv as u32));
+    }
     for (name, text) in SOURCES {
         s.push_str(&format!("#line 1 \"kernels/{name}\"\n"));
         s.push_str(text);
         s.push('\n');
     }
+    s.push_str("#line 1 \"generated: GEMV kernels\"\n");
+    for d in FORMATS {
+        s.push_str(&format!(
+            "GEMV({}, FMT_{}, {})\n",
+            gemv_name(d.format),
+            tag(d.name),
+            d.cuda_unit
+        ));
+    }
     s
+}
+
+/// The GEMV kernel of a weight format.
+pub fn gemv_name(format: WeightFormat) -> String {
+    format!("gemv_{}", format.name())
+}
+
+/// A name as the CUDA program spells its constants (`q4_k` → `Q4_K`).
+fn tag(name: &str) -> String {
+    name.to_ascii_uppercase()
 }
 
 /// The first 16 hex digits of the program's SHA-256.
@@ -184,6 +218,25 @@ mod tests {
         assert_eq!(arch_name("89").unwrap(), "compute_89");
         assert!(arch_name("hopper").is_err());
         assert!(arch_name("sm_").is_err());
+    }
+
+    #[test]
+    fn the_program_numbers_every_format_as_rust_does() {
+        let p = program();
+        for d in FORMATS {
+            let define = format!("#define FMT_{} {}\n", tag(d.name), d.format as u32);
+            assert!(p.contains(&define), "{define}");
+            assert!(p.contains(&format!("GEMV({}, ", gemv_name(d.format))));
+        }
+        assert!(p.contains("#define KV_BF16 2\n"));
+        for (name, text) in SOURCES {
+            for line in text.lines() {
+                let hand_written = line.starts_with("#define FMT_")
+                    || line.starts_with("#define KV_")
+                    || line.starts_with("GEMV(");
+                assert!(!hand_written, "{name} restates a table: {line}");
+            }
+        }
     }
 
     #[test]

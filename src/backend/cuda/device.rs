@@ -1,9 +1,10 @@
 //! One CUDA device as the backend holds it: its context, the stream every
 //! kernel runs on, the compiled kernels and the cuBLAS handle.
 
-use super::compile::{self, Compiled};
+use super::compile::{self, gemv_name, Compiled};
 use super::driver::{Driver, Kernel};
 use super::{libs, Failure};
+use crate::backend::quant::WeightFormat;
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::sys::{self, CUdevice_attribute, CUfunction_attribute};
 use cudarc::driver::{CudaContext, CudaModule, DriverError};
@@ -51,28 +52,41 @@ macro_rules! kernels {
         /// Every kernel of `kernels/*.cu`, looked up once.
         pub struct Kernels {
             $(pub $name: Kernel,)*
+            /// The GEMV kernel of each weight format, in the formats'
+            /// table order (`compile::program` emits one per format).
+            pub gemv: Vec<Kernel>,
         }
 
         /// The names of every kernel (doctor checks that each loads).
-        pub const KERNEL_NAMES: &[&str] = &[$(stringify!($name)),*];
+        pub fn kernel_names() -> Vec<String> {
+            let mut names = vec![$(stringify!($name).to_owned()),*];
+            names.extend(WeightFormat::all().map(gemv_name));
+            names
+        }
 
         impl Kernels {
             fn load(m: &Arc<CudaModule>) -> Result<Self, String> {
+                let get = |name: String| -> Result<Kernel, String> {
+                    let f = m
+                        .load_function(&name)
+                        .map_err(|e| format!("kernel {name}: {e:?}"))?;
+                    Ok(Kernel { name, cuda: Some(f) })
+                };
                 Ok(Kernels {
-                    $($name: Kernel {
-                        name: stringify!($name),
-                        cuda: Some(m
-                            .load_function(stringify!($name))
-                            .map_err(|e| format!("kernel {}: {e:?}", stringify!($name)))?),
-                    },)*
+                    $($name: get(stringify!($name).to_owned())?,)*
+                    gemv: WeightFormat::all()
+                        .map(|f| get(gemv_name(f)))
+                        .collect::<Result<_, _>>()?,
                 })
             }
 
             /// Names only: the emulator finds kernels by name.
             #[cfg(test)]
             fn by_name() -> Self {
+                let named = |name: String| Kernel { name, cuda: None };
                 Kernels {
-                    $($name: Kernel { name: stringify!($name), cuda: None },)*
+                    $($name: named(stringify!($name).to_owned()),)*
+                    gemv: WeightFormat::all().map(|f| named(gemv_name(f))).collect(),
                 }
             }
         }
@@ -91,22 +105,10 @@ kernels!(
     to_half,
     dequant_f16,
     fill_random,
-    gemv_f32,
-    gemv_f16,
-    gemv_bf16,
-    gemv_q8_0,
-    gemv_q4_0,
-    gemv_q4_1,
-    gemv_q5_0,
-    gemv_q5_1,
-    gemv_q4_k,
-    gemv_q5_k,
-    gemv_q6_k,
     kv_store,
     attention,
     kv_copy_blocks,
     argmax_rows,
-    sample_rows,
 );
 
 pub struct CudaDevice {

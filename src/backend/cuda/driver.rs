@@ -21,7 +21,7 @@ pub enum Driver {
 
 /// A kernel: its name, and its function on a real device.
 pub struct Kernel {
-    pub name: &'static str,
+    pub name: String,
     pub cuda: Option<CudaFunction>,
 }
 
@@ -172,7 +172,7 @@ impl Driver {
                 Ok(())
             }
             #[cfg(test)]
-            Driver::Emulated(e) => e.launch(k.name, grid, block, shared, args),
+            Driver::Emulated(e) => e.launch(&k.name, grid, block, shared, args),
         }
     }
 

@@ -40,20 +40,7 @@ fn ensure(slot: &mut Option<DevBuf>, dev: &CudaDevice, bytes: usize) -> Result<u
 }
 
 pub fn gemv_kernel(dev: &CudaDevice, format: WeightFormat) -> &Kernel {
-    let k = &dev.kernels;
-    match format {
-        WeightFormat::F32 => &k.gemv_f32,
-        WeightFormat::F16 => &k.gemv_f16,
-        WeightFormat::Bf16 => &k.gemv_bf16,
-        WeightFormat::Q8_0 => &k.gemv_q8_0,
-        WeightFormat::Q4_0 => &k.gemv_q4_0,
-        WeightFormat::Q4_1 => &k.gemv_q4_1,
-        WeightFormat::Q5_0 => &k.gemv_q5_0,
-        WeightFormat::Q5_1 => &k.gemv_q5_1,
-        WeightFormat::Q4K => &k.gemv_q4_k,
-        WeightFormat::Q5K => &k.gemv_q5_k,
-        WeightFormat::Q6K => &k.gemv_q6_k,
-    }
+    &dev.kernels.gemv[format as usize]
 }
 
 /// Whether `rows` activation rows go through cuBLAS for this format.

@@ -22,7 +22,7 @@ mod ops;
 
 pub use attention::CudaKvCache;
 pub use compile::nvrtc_version;
-pub use device::{device_count, CudaDevice, GpuInfo, KERNEL_NAMES};
+pub use device::{device_count, kernel_names, CudaDevice, GpuInfo};
 pub use libs::preload as preload_libraries;
 pub use matmul::uses_blas;
 
@@ -55,9 +55,8 @@ impl From<DriverError> for Failure {
 /// backend launches must be an entry of the PTX.
 pub fn compile_for(arch: &str) -> Result<String, String> {
     let ptx = compile::compile(&compile::arch_name(arch)?)?;
-    let missing: Vec<&str> = KERNEL_NAMES
-        .iter()
-        .copied()
+    let missing: Vec<String> = kernel_names()
+        .into_iter()
         .filter(|name| !ptx.contains(&format!(".entry {name}(")))
         .collect();
     if !missing.is_empty() {
@@ -69,21 +68,10 @@ pub fn compile_for(arch: &str) -> Result<String, String> {
     Ok(ptx)
 }
 
-/// The number `kernels/prelude.cu` gives each weight format.
+/// The number the CUDA program gives a weight format (`FMT_*`, emitted
+/// from the descriptor table by `compile.rs`).
 pub fn format_id(f: WeightFormat) -> i32 {
-    match f {
-        WeightFormat::F32 => 0,
-        WeightFormat::F16 => 1,
-        WeightFormat::Bf16 => 2,
-        WeightFormat::Q8_0 => 3,
-        WeightFormat::Q4_0 => 4,
-        WeightFormat::Q4_1 => 5,
-        WeightFormat::Q5_0 => 6,
-        WeightFormat::Q5_1 => 7,
-        WeightFormat::Q4K => 8,
-        WeightFormat::Q5K => 9,
-        WeightFormat::Q6K => 10,
-    }
+    f as i32
 }
 
 /// A weight matrix as stored (quantized blocks stay quantized).
@@ -266,40 +254,6 @@ impl CudaBackend {
         let mut ids = vec![0u32; logits.rows];
         out.download(&mut ids)?;
         Ok(ids)
-    }
-
-    /// Temperature, top-k (0: off) and top-p sampling per row, from the
-    /// uniform draws `u` in [0, 1).
-    pub fn sample(
-        &self,
-        logits: &CudaBuffer,
-        temperature: &[f32],
-        top_k: &[u32],
-        top_p: &[f32],
-        u: &[f32],
-    ) -> Result<Vec<u32>, Failure> {
-        self.dev.driver.bind()?;
-        let rows = logits.rows;
-        let params = DevBuf::alloc(&self.dev.driver, 4 * rows * 5)?;
-        params.upload_at(0, temperature)?;
-        params.upload_at(4 * rows, top_k)?;
-        params.upload_at(8 * rows, top_p)?;
-        params.upload_at(12 * rows, u)?;
-        let p = |i: usize| params.ptr() + (4 * rows * i) as u64;
-        let mut a = args![
-            logits.mem.ptr(),
-            logits.cols as i32,
-            p(0),
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        ];
-        self.dev
-            .launch_rows(&self.dev.kernels.sample_rows, rows, SAMPLE_THREADS, &mut a)?;
-        let mut ids = vec![0u32; 5 * rows];
-        params.download(&mut ids)?;
-        Ok(ids[4 * rows..].to_vec())
     }
 
     /// Copies whole blocks (all layers, keys and values): `pairs` of

@@ -3,142 +3,20 @@
 //! tested against. Block layouts are ggml's, so GGUF tensors are used as
 //! they lie in the file, and files we write are read by llama.cpp.
 //!
+//! - `format.rs`: the descriptor table of every format;
 //! - `blocks32.rs`: the 32-value formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1);
 //! - `kquants.rs`: the 256-value super-blocks (Q4_K, Q5_K, Q6_K);
 //! - `unpack.rs`: every integer format as small integers, scales and
 //!   mins per 32 values, the view the integer kernels compute with.
 
 mod blocks32;
+mod format;
 mod kquants;
 pub mod unpack;
 
 pub use blocks32::{quantize_q4_0, quantize_q4_1, quantize_q8_0};
+pub use format::{Descriptor, WeightFormat, BLOCK, FORMATS, QK_K};
 use half::{bf16, f16};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WeightFormat {
-    F32,
-    F16,
-    Bf16,
-    /// 32 values: f16 scale, 32 × i8. value = q·d
-    Q8_0,
-    /// 32 values: f16 scale, 16 bytes of nibbles. value = (q − 8)·d
-    Q4_0,
-    /// 32 values: f16 scale, f16 min, 16 bytes of nibbles. value = q·d + m
-    Q4_1,
-    /// 32 values: f16 scale, 32 high bits, 16 bytes of nibbles.
-    /// value = (q − 16)·d
-    Q5_0,
-    /// 32 values: f16 scale, f16 min, 32 high bits, nibbles. value = q·d + m
-    Q5_1,
-    /// 256 values in 8 groups of 32: f16 d and dmin, 6-bit scale and min
-    /// per group, nibbles. value = d·sc·q − dmin·m
-    Q4K,
-    /// Q4_K with a fifth bit per value.
-    Q5K,
-    /// 256 values in 16 groups of 16: 6-bit values, an i8 scale per
-    /// group, f16 d. value = d·sc·(q − 32)
-    Q6K,
-}
-
-/// Values per block of the 32-value formats; every format's rows are cut
-/// in whole blocks of `block_elems`, a multiple of it.
-pub const BLOCK: usize = 32;
-
-/// Values per super-block of the K-quants.
-pub const QK_K: usize = 256;
-
-impl WeightFormat {
-    /// Values per block.
-    pub const fn block_elems(self) -> usize {
-        match self {
-            WeightFormat::Q4K | WeightFormat::Q5K | WeightFormat::Q6K => QK_K,
-            _ => BLOCK,
-        }
-    }
-
-    /// Bytes of one block (`block_elems` values).
-    pub const fn block_bytes(self) -> usize {
-        match self {
-            WeightFormat::F32 => 128,
-            WeightFormat::F16 | WeightFormat::Bf16 => 64,
-            WeightFormat::Q8_0 => 34,
-            WeightFormat::Q4_0 => 18,
-            WeightFormat::Q4_1 => 20,
-            WeightFormat::Q5_0 => 22,
-            WeightFormat::Q5_1 => 24,
-            WeightFormat::Q4K => 144,
-            WeightFormat::Q5K => 176,
-            WeightFormat::Q6K => 210,
-        }
-    }
-
-    /// Bytes of a row of `cols` values (a whole number of blocks).
-    pub fn row_bytes(self, cols: usize) -> usize {
-        cols / self.block_elems() * self.block_bytes()
-    }
-
-    /// Whether values are stored as integers with per-block scales.
-    pub fn is_quantized(self) -> bool {
-        !matches!(
-            self,
-            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Bf16
-        )
-    }
-
-    /// Every format, in the order `name` lists them.
-    pub const ALL: [WeightFormat; 11] = [
-        WeightFormat::F32,
-        WeightFormat::F16,
-        WeightFormat::Bf16,
-        WeightFormat::Q8_0,
-        WeightFormat::Q4_0,
-        WeightFormat::Q4_1,
-        WeightFormat::Q5_0,
-        WeightFormat::Q5_1,
-        WeightFormat::Q4K,
-        WeightFormat::Q5K,
-        WeightFormat::Q6K,
-    ];
-
-    /// By its lower-case name (`q4_0`, `bf16`, `q4_k` …).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            WeightFormat::F32 => "f32",
-            WeightFormat::F16 => "f16",
-            WeightFormat::Bf16 => "bf16",
-            WeightFormat::Q8_0 => "q8_0",
-            WeightFormat::Q4_0 => "q4_0",
-            WeightFormat::Q4_1 => "q4_1",
-            WeightFormat::Q5_0 => "q5_0",
-            WeightFormat::Q5_1 => "q5_1",
-            WeightFormat::Q4K => "q4_k",
-            WeightFormat::Q5K => "q5_k",
-            WeightFormat::Q6K => "q6_k",
-        }
-    }
-
-    /// The format a row of `cols` values is stored in when `self` was
-    /// asked for. K-quants need rows of whole 256-value super-blocks; for
-    /// other widths (SmolLM2's 576, Qwen2.5-0.5B's 896) llama.cpp's
-    /// quantizer falls back to a 32-value format of about the same size,
-    /// and so do we: Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0.
-    pub fn for_row_width(self, cols: usize) -> WeightFormat {
-        if cols.is_multiple_of(self.block_elems()) {
-            return self;
-        }
-        match self {
-            WeightFormat::Q4K => WeightFormat::Q5_0,
-            WeightFormat::Q5K => WeightFormat::Q5_1,
-            WeightFormat::Q6K => WeightFormat::Q8_0,
-            other => other,
-        }
-    }
-}
 
 #[inline]
 pub(crate) fn f16_at(bytes: &[u8], at: usize) -> f32 {

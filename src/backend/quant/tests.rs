@@ -94,7 +94,7 @@ fn packed_scales_and_mins_unpack_to_what_was_packed() {
 #[test]
 fn unpacked_groups_describe_the_dequantized_values() {
     let v = values(QK_K * 2, 3);
-    for format in WeightFormat::ALL {
+    for format in WeightFormat::all() {
         if !unpack::is_unpacked(format) {
             continue;
         }
@@ -129,7 +129,7 @@ fn k_quants_fall_back_for_rows_that_are_not_whole_super_blocks() {
     assert_eq!(WeightFormat::Q6K.for_row_width(576), WeightFormat::Q8_0);
     assert_eq!(WeightFormat::Q6K.for_row_width(1536), WeightFormat::Q6K);
     assert_eq!(WeightFormat::Q4_0.for_row_width(576), WeightFormat::Q4_0);
-    for f in WeightFormat::ALL {
+    for f in WeightFormat::all() {
         assert_eq!(WeightFormat::from_name(f.name()), Some(f));
     }
 }

@@ -8,41 +8,46 @@ use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GgmlType {
-    F32,
-    F16,
-    Q4_0,
-    Q4_1,
-    Q5_0,
-    Q5_1,
-    Q8_0,
-    Q8_1,
-    Q2K,
-    Q3K,
-    Q4K,
-    Q5K,
-    Q6K,
-    Q8K,
-    Iq2Xxs,
-    Iq2Xs,
-    Iq3Xxs,
-    Iq1S,
-    Iq4Nl,
-    Iq3S,
-    Iq2S,
-    Iq4Xs,
-    I8,
-    I16,
-    I32,
-    I64,
-    F64,
-    Iq1M,
-    Bf16,
-    Tq1_0,
-    Tq2_0,
-    Mxfp4,
+    F32 = 0,
+    F16 = 1,
+    Q4_0 = 2,
+    Q4_1 = 3,
+    Q5_0 = 6,
+    Q5_1 = 7,
+    Q8_0 = 8,
+    Q8_1 = 9,
+    Q2K = 10,
+    Q3K = 11,
+    Q4K = 12,
+    Q5K = 13,
+    Q6K = 14,
+    Q8K = 15,
+    Iq2Xxs = 16,
+    Iq2Xs = 17,
+    Iq3Xxs = 18,
+    Iq1S = 19,
+    Iq4Nl = 20,
+    Iq3S = 21,
+    Iq2S = 22,
+    Iq4Xs = 23,
+    I8 = 24,
+    I16 = 25,
+    I32 = 26,
+    I64 = 27,
+    F64 = 28,
+    Iq1M = 29,
+    Bf16 = 30,
+    Tq1_0 = 34,
+    Tq2_0 = 35,
+    Mxfp4 = 39,
 }
 
 impl GgmlType {
+    /// `GGML_TYPE_*`, as GGUF stores it.
+    pub fn id(self) -> u32 {
+        self as u32
+    }
+
     pub fn from_id(id: u32) -> Option<Self> {
         use GgmlType::*;
         Some(match id {
@@ -167,44 +172,47 @@ impl GgmlType {
 }
 
 impl GgmlType {
-    /// The format the kernels compute with, for the types they read.
+    /// The format the kernels compute with, for the types they read (by
+    /// ggml id, from the formats' descriptor table).
     pub fn weight_format(self) -> Option<WeightFormat> {
-        Some(match self {
-            GgmlType::F32 => WeightFormat::F32,
-            GgmlType::F16 => WeightFormat::F16,
-            GgmlType::Bf16 => WeightFormat::Bf16,
-            GgmlType::Q8_0 => WeightFormat::Q8_0,
-            GgmlType::Q4_0 => WeightFormat::Q4_0,
-            GgmlType::Q4_1 => WeightFormat::Q4_1,
-            GgmlType::Q5_0 => WeightFormat::Q5_0,
-            GgmlType::Q5_1 => WeightFormat::Q5_1,
-            GgmlType::Q4K => WeightFormat::Q4K,
-            GgmlType::Q5K => WeightFormat::Q5K,
-            GgmlType::Q6K => WeightFormat::Q6K,
-            _ => return None,
-        })
+        WeightFormat::from_ggml(self.id())
     }
 
     /// The GGUF type of a format, for writing.
     pub fn of(format: WeightFormat) -> GgmlType {
-        match format {
-            WeightFormat::F32 => GgmlType::F32,
-            WeightFormat::F16 => GgmlType::F16,
-            WeightFormat::Bf16 => GgmlType::Bf16,
-            WeightFormat::Q8_0 => GgmlType::Q8_0,
-            WeightFormat::Q4_0 => GgmlType::Q4_0,
-            WeightFormat::Q4_1 => GgmlType::Q4_1,
-            WeightFormat::Q5_0 => GgmlType::Q5_0,
-            WeightFormat::Q5_1 => GgmlType::Q5_1,
-            WeightFormat::Q4K => GgmlType::Q4K,
-            WeightFormat::Q5K => GgmlType::Q5K,
-            WeightFormat::Q6K => GgmlType::Q6K,
-        }
+        // Every format's ggml id is one this enum knows (tested below).
+        GgmlType::from_id(format.describe().ggml_type).unwrap_or(GgmlType::F32)
     }
 }
 
 impl fmt::Display for GgmlType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_every_weight_format_has_its_type() {
+        for id in 0..64 {
+            if let Some(t) = GgmlType::from_id(id) {
+                assert_eq!(t.id(), id, "{t}");
+            }
+        }
+        for f in WeightFormat::all() {
+            let t = GgmlType::of(f);
+            assert_eq!(t.id(), f.describe().ggml_type, "{}", f.name());
+            assert_eq!(t.weight_format(), Some(f));
+            let (elems, bytes) = t.block_layout();
+            assert_eq!(
+                (f.block_elems() as u64 / elems) * bytes,
+                f.block_bytes() as u64,
+                "{}",
+                f.name()
+            );
+        }
     }
 }

@@ -221,19 +221,19 @@ impl Tokenizer {
         self.pieces.get(id as usize).map_or(&[], |p| p)
     }
 
-    /// At least how many tokens `text` encodes to, known without
-    /// encoding it: a token covers at most the bytes it decodes to (an
+    /// At least how many tokens a text of `text_bytes` bytes encodes to,
+    /// known without encoding it: a token covers at most the bytes it decodes to (an
     /// unknown character at most 4), and a `tokenizer.json` normalizer
     /// may fold up to 4 bytes into one. A prompt far past any context
     /// window is refused on this before its tokenization costs anything.
-    pub fn min_tokens(&self, text: &str) -> usize {
+    pub fn min_tokens(&self, text_bytes: usize) -> usize {
         let per_token = self.longest_piece.max(4);
         let per_token = if self.hf.is_some() {
             per_token * 4
         } else {
             per_token
         };
-        text.len().div_ceil(per_token)
+        text_bytes.div_ceil(per_token)
     }
 
     /// The token whose vocabulary string is exactly `text`.

@@ -1,6 +1,6 @@
 //! The OpenAI-compatible endpoints. A generation request goes one way
 //! whatever its endpoint: parsed (`types.rs`), resolved to what the
-//! engine runs (`resolve.rs`, on the blocking pool), run and answered
+//! engine runs (`resolve.rs`, on the preparation threads), run and answered
 //! (`pipeline.rs`); chat and completions differ only in their renderer
 //! (`chat_render.rs`, `completion_render.rs`).
 
@@ -23,10 +23,12 @@ pub mod types;
 use super::auth;
 use super::context;
 use super::error::ApiError;
+use super::prep::Prep;
 use super::sse::SseBody;
 use super::state::AppState;
 use crate::registry::{RegistryError, ServedModel};
 use crate::store::now_unix;
+use bytes::Bytes;
 use resolve::Body;
 use std::sync::Arc;
 
@@ -61,20 +63,22 @@ pub fn is_generation(path: &str) -> bool {
         .any(|k| k.path() == path)
 }
 
-/// POST /v1/chat/completions and /v1/completions.
-pub async fn generate(state: &AppState, kind: Kind, bytes: &[u8]) -> Result<Reply, ApiError> {
-    let body = parse(kind, bytes)?;
+/// POST /v1/chat/completions and /v1/completions. The body is parsed on
+/// the preparation threads: a 2 MB body is work too.
+pub async fn generate(state: &AppState, kind: Kind, bytes: Bytes) -> Result<Reply, ApiError> {
+    let body = state.prep().run(move || parse(kind, &bytes)).await??;
     let (name, user) = match &body {
         Body::Chat(r) => (r.model.as_deref(), r.sampling.user.as_deref()),
         Body::Completion(r) => (r.model.as_deref(), r.sampling.user.as_deref()),
     };
     let model = resolve_model(state, name, user)?;
-    answer(model, body).await
+    answer(state.prep(), model, body).await
 }
 
 /// Answers `body` on `model` (a shadow's copy comes here directly).
-async fn answer(model: Arc<ServedModel>, body: Body) -> Result<Reply, ApiError> {
-    let resolved = resolve::resolve(model.clone(), body, auth::default_priority()).await?;
+async fn answer(prep: &Prep, model: Arc<ServedModel>, body: Body) -> Result<Reply, ApiError> {
+    let priority = auth::default_priority();
+    let resolved = resolve::resolve(prep, model.clone(), body, priority).await?;
     pipeline::run(model, resolved).await
 }
 

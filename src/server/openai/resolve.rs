@@ -5,8 +5,9 @@
 //! `max_tokens` is settled against the engine's window and the defaults,
 //! each prompt is checked against the context window and the KV cache,
 //! grammars are compiled, and the key's token reservation is counted. It
-//! runs on the blocking pool: a 2 MB prompt is tokenized there, never on
-//! the async workers that stream other requests' tokens.
+//! runs on the preparation threads (`server/prep.rs`): a 2 MB prompt is
+//! tokenized there, never on the async workers that stream other
+//! requests' tokens.
 
 use super::prompt::{self, ChatOptions, ChatPrompt};
 use super::sampling::{check_logprobs, validate, Sampling};
@@ -16,6 +17,7 @@ use crate::engine::{GenerateRequest, SamplingParams};
 use crate::registry::ServedModel;
 use crate::server::error::ApiError;
 use crate::server::invalid::Invalid;
+use crate::server::prep::Prep;
 use std::sync::Arc;
 
 const MAX_MESSAGES: usize = 4096;
@@ -81,45 +83,27 @@ pub enum Render {
     },
 }
 
-/// Resolves `body` for `model` on the blocking pool. `default_priority`
-/// is the caller's key's, read by the caller on its own task.
+/// Resolves `body` for `model` on the preparation threads.
+/// `default_priority` is the caller's key's, read by the caller on its
+/// own task.
 pub async fn resolve(
+    prep: &Prep,
     model: Arc<ServedModel>,
     body: Body,
     default_priority: i64,
 ) -> Result<Resolved, ApiError> {
-    tokio::task::spawn_blocking(move || match body {
+    prep.run(move || match body {
         Body::Chat(r) => chat(&model, r, default_priority),
         Body::Completion(r) => completion(&model, r, default_priority),
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("validating the request failed: {e}")))?
+    .await?
 }
 
 fn chat(model: &ServedModel, req: ChatRequest, priority: i64) -> Result<Resolved, ApiError> {
-    if req.messages.is_empty() {
-        return Err(Invalid::Empty { param: "messages" }.into());
-    }
-    let many = |param, what, max, got| Invalid::TooMany {
-        param,
-        what,
-        max,
-        got,
-    };
-    if req.messages.len() > MAX_MESSAGES {
-        return Err(many("messages", "messages", MAX_MESSAGES, req.messages.len()).into());
-    }
-    if let Some(tools) = req.tools.as_ref().filter(|t| t.len() > MAX_TOOLS) {
-        return Err(many("tools", "tools", MAX_TOOLS, tools.len()).into());
-    }
-    let top = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
-        (true, k) => Some(check_logprobs(k.unwrap_or(0), "top_logprobs")?),
-        (false, Some(_)) => {
-            let e = "top_logprobs requires logprobs to be true";
-            return Err(Invalid::malformed("top_logprobs", e).into());
-        }
-        (false, None) => None,
-    };
+    let top = chat_fields(&req)?;
+    // The rendered prompt holds every message's text: too much of it is
+    // refused before the template runs.
+    fits_window(model, content_bytes(&req.messages), "messages")?;
     let mut sampling = validate(req.sampling, &model.defaults, priority)?;
     let ChatPrompt { text, tools } = prompt::render(
         model,
@@ -150,25 +134,7 @@ fn completion(
     req: CompletionRequest,
     priority: i64,
 ) -> Result<Resolved, ApiError> {
-    let batch = match &req.prompt {
-        PromptInput::Texts(ts) => ts.len(),
-        PromptInput::TokenLists(ls) => ls.len(),
-        _ => 1,
-    };
-    if batch > MAX_PROMPTS {
-        let too_many = Invalid::TooMany {
-            param: "prompt",
-            what: "prompts",
-            max: MAX_PROMPTS,
-            got: batch,
-        };
-        return Err(too_many.into());
-    }
-    let echo = req.echo.unwrap_or(false);
-    let logprobs = req
-        .logprobs
-        .map(|k| check_logprobs(k, "logprobs"))
-        .transpose()?;
+    let (echo, logprobs) = completion_fields(&req)?;
     let sampling = validate(req.sampling, &model.defaults, priority)?;
     let prompts: Vec<Vec<u32>> = match req.prompt {
         PromptInput::Text(t) => vec![tokenize(model, &t, true, "prompt")?],
@@ -197,6 +163,58 @@ fn completion(
     )
 }
 
+/// The chat fields checked before the prompt is rendered: messages and
+/// tools within bounds, logprobs asked for consistently. The number of
+/// alternatives per token, when logprobs are asked for.
+fn chat_fields(req: &ChatRequest) -> Result<Option<usize>, Invalid> {
+    let many = |param, max, got| Invalid::TooMany {
+        param,
+        what: param,
+        max,
+        got,
+    };
+    if req.messages.is_empty() {
+        return Err(Invalid::Empty { param: "messages" });
+    }
+    if req.messages.len() > MAX_MESSAGES {
+        return Err(many("messages", MAX_MESSAGES, req.messages.len()));
+    }
+    if let Some(tools) = req.tools.as_ref().filter(|t| t.len() > MAX_TOOLS) {
+        return Err(many("tools", MAX_TOOLS, tools.len()));
+    }
+    match (req.logprobs.unwrap_or(false), req.top_logprobs) {
+        (true, k) => Ok(Some(check_logprobs(k.unwrap_or(0), "top_logprobs")?)),
+        (false, Some(_)) => Err(Invalid::malformed(
+            "top_logprobs",
+            "top_logprobs requires logprobs to be true",
+        )),
+        (false, None) => Ok(None),
+    }
+}
+
+/// The completions fields checked before prompts are tokenized: the
+/// batch within bounds, and (echo, alternatives per token).
+fn completion_fields(req: &CompletionRequest) -> Result<(bool, Option<usize>), Invalid> {
+    let batch = match &req.prompt {
+        PromptInput::Texts(ts) => ts.len(),
+        PromptInput::TokenLists(ls) => ls.len(),
+        _ => 1,
+    };
+    if batch > MAX_PROMPTS {
+        return Err(Invalid::TooMany {
+            param: "prompt",
+            what: "prompts",
+            max: MAX_PROMPTS,
+            got: batch,
+        });
+    }
+    let logprobs = req
+        .logprobs
+        .map(|k| check_logprobs(k, "logprobs"))
+        .transpose()?;
+    Ok((req.echo.unwrap_or(false), logprobs))
+}
+
 /// Tokenizes a prompt's text, refusing first, without tokenizing, a text
 /// too long for the window whatever its tokens.
 fn tokenize(
@@ -205,17 +223,38 @@ fn tokenize(
     add_special: bool,
     param: &'static str,
 ) -> Result<Vec<u32>, Invalid> {
+    fits_window(model, text.len(), param)?;
+    Ok(model.tokenizer.encode(text, add_special, true))
+}
+
+/// Refuses `bytes` of prompt text that must make more tokens than the
+/// window holds.
+fn fits_window(model: &ServedModel, bytes: usize, param: &'static str) -> Result<(), Invalid> {
     let window = model.engine.info().window();
-    let at_least = model.tokenizer.min_tokens(text);
+    let at_least = model.tokenizer.min_tokens(bytes);
     if at_least > window {
         return Err(Invalid::PromptTooLong {
             param,
-            bytes: text.len(),
+            bytes,
             at_least,
             context: window,
         });
     }
-    Ok(model.tokenizer.encode(text, add_special, true))
+    Ok(())
+}
+
+/// The bytes of text the messages carry (string content and text parts).
+fn content_bytes(messages: &[serde_json::Value]) -> usize {
+    use serde_json::Value;
+    let text = |v: &Value| v.as_str().map_or(0, str::len);
+    messages
+        .iter()
+        .map(|m| match m.get("content") {
+            Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text")).map(text).sum(),
+            Some(content) => text(content),
+            None => 0,
+        })
+        .sum()
 }
 
 /// Each prompt's choices with `max_tokens` settled (what the request
@@ -266,4 +305,72 @@ fn settle(
             .saturating_add(prompt_len.saturating_add(generated));
     }
     Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn chat(v: Value) -> Result<Option<usize>, Invalid> {
+        chat_fields(&serde_json::from_value(v).unwrap())
+    }
+
+    fn completion(v: Value) -> Result<(bool, Option<usize>), Invalid> {
+        completion_fields(&serde_json::from_value(v).unwrap())
+    }
+
+    /// Every request-level field out of range, refused by name.
+    #[test]
+    fn out_of_range_request_fields_are_refused_by_name() {
+        let message = json!({"role": "user", "content": "hi"});
+        let tool = json!({"type": "function", "function": {"name": "f"}});
+        let chat_cases = [
+            ("messages", json!({"messages": []})),
+            (
+                "messages",
+                json!({"messages": vec![message.clone(); MAX_MESSAGES + 1]}),
+            ),
+            (
+                "tools",
+                json!({"messages": [message], "tools": vec![tool; MAX_TOOLS + 1]}),
+            ),
+            (
+                "top_logprobs",
+                json!({"messages": [message], "logprobs": true, "top_logprobs": 21}),
+            ),
+            (
+                "top_logprobs",
+                json!({"messages": [message], "logprobs": true, "top_logprobs": -1}),
+            ),
+            (
+                "top_logprobs",
+                json!({"messages": [message], "top_logprobs": 2}),
+            ),
+        ];
+        for (param, body) in chat_cases {
+            let e = chat(body).err();
+            assert_eq!(e.as_ref().map(Invalid::param), Some(param), "{e:?}");
+        }
+        let completion_cases = [
+            ("prompt", json!({"prompt": vec!["x"; MAX_PROMPTS + 1]})),
+            ("prompt", json!({"prompt": vec![vec![1]; MAX_PROMPTS + 1]})),
+            ("logprobs", json!({"prompt": "x", "logprobs": 21})),
+            ("logprobs", json!({"prompt": "x", "logprobs": -1})),
+        ];
+        for (param, body) in completion_cases {
+            let e = completion(body).err();
+            assert_eq!(e.as_ref().map(Invalid::param), Some(param), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn fields_at_their_bounds_pass() {
+        let message = json!({"role": "user", "content": "hi"});
+        let most = json!({"messages": vec![message.clone(); MAX_MESSAGES], "logprobs": true, "top_logprobs": 20});
+        assert_eq!(chat(most), Ok(Some(20)));
+        assert_eq!(chat(json!({"messages": [message]})), Ok(None));
+        let batch = json!({"prompt": vec!["x"; MAX_PROMPTS], "echo": true, "logprobs": 0});
+        assert_eq!(completion(batch), Ok((true, Some(0))));
+    }
 }

@@ -7,8 +7,9 @@ use super::{answer, parse, Kind};
 use crate::server::state::AppState;
 use crate::telemetry::metrics;
 use serde_json::Value;
+use std::sync::Arc;
 
-pub fn mirror(state: &AppState, kind: Kind, body: &[u8]) {
+pub fn mirror(state: &Arc<AppState>, kind: Kind, body: &[u8]) {
     let registry = state.registry();
     if !registry.table().routes().any(|r| r.shadow.is_some()) {
         return;
@@ -25,11 +26,12 @@ pub fn mirror(state: &AppState, kind: Kind, body: &[u8]) {
     let Ok(copy) = serde_json::to_vec(&copy) else {
         return;
     };
+    let state = state.clone();
     tokio::spawn(async move {
-        let Ok(body) = parse(kind, &copy) else {
+        let Ok(Ok(body)) = state.prep().run(move || parse(kind, &copy)).await else {
             return;
         };
-        let answered = answer(shadow.clone(), body).await;
+        let answered = answer(state.prep(), shadow.clone(), body).await;
         let status = answered.map_or_else(|e| e.status_code(), |_| 200);
         metrics::request_answered(shadow.name(), &shadow.version, kind.path(), status);
         shadow.answered(status);

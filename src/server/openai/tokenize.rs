@@ -1,6 +1,6 @@
 //! POST /tokenize and /detokenize, in vLLM's shapes (llama.cpp's
 //! `content` / `add_special` names are accepted too). Rendering and
-//! tokenizing run on the blocking pool, as for generation requests.
+//! tokenizing run on the preparation threads, as for generation requests.
 
 use super::prompt::{self, ChatOptions};
 use super::resolve_model;
@@ -33,9 +33,7 @@ pub struct DetokenizeRequest {
 
 pub async fn tokenize(state: &AppState, req: TokenizeRequest) -> Result<Value, ApiError> {
     let model = resolve_model(state, req.model.as_deref(), None)?;
-    tokio::task::spawn_blocking(move || tokenize_now(&model, req))
-        .await
-        .map_err(|e| ApiError::Internal(format!("tokenizing failed: {e}")))?
+    state.prep().run(move || tokenize_now(&model, req)).await?
 }
 
 fn tokenize_now(model: &ServedModel, req: TokenizeRequest) -> Result<Value, ApiError> {

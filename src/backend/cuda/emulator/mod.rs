@@ -114,7 +114,7 @@ extern "C" int emu_launch(const char* kernel, unsigned gx, unsigned gy, unsigned
                           unsigned bx, unsigned shared, void** args) {
 "#,
     );
-    for name in super::KERNEL_NAMES {
+    for name in super::kernel_names() {
         s.push_str(&format!(
             "    if (!std::strcmp(kernel, \"{name}\")) return emu::run([](void** a) {{ emu_invoke({name}, a); }}, gx, gy, gz, bx, shared, args);\n"
         ));
