@@ -81,112 +81,39 @@ impl Route {
 use Endpoint as E;
 use Need::{Admin, Metrics, Nothing, Operator, User};
 
+// One row per route, aligned as a table.
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    route(Method::GET, "/", User, E::Root),
-    route(Method::GET, "/health", Nothing, E::Health),
-    route(Method::GET, "/ready", Nothing, E::Ready),
-    route(Method::GET, "/metrics", Metrics, E::Metrics),
-    route(Method::GET, "/v1/models", User, E::Models),
-    route(Method::GET, "/v1/models/{id}", User, E::Model).with_tail(),
-    route(Method::POST, "/tokenize", User, E::Tokenize),
-    route(Method::POST, "/detokenize", User, E::Detokenize),
-    route(Method::POST, "/v1/completions", User, E::Completions),
-    route(
-        Method::POST,
-        "/v1/chat/completions",
-        User,
-        E::ChatCompletions,
-    ),
-    route(
-        Method::GET,
-        "/admin/v1/openapi.json",
-        Operator,
-        E::AdminOpenapi,
-    ),
-    route(Method::GET, "/admin/v1/models", Operator, E::AdminModels),
-    route(
-        Method::GET,
-        "/admin/v1/models/{model}",
-        Operator,
-        E::AdminModel,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/versions",
-        Operator,
-        E::AdminRegister,
-    ),
-    route(
-        Method::GET,
-        "/admin/v1/models/{model}/versions/{version}",
-        Operator,
-        E::AdminVersion,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/deploy",
-        Operator,
-        E::AdminDeploy,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/rollback",
-        Operator,
-        E::AdminRollback,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/canary",
-        Operator,
-        E::AdminCanary,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/shadow",
-        Operator,
-        E::AdminShadow,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/promote",
-        Operator,
-        E::AdminPromote,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/unload",
-        Operator,
-        E::AdminUnload,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/versions/{version}/faults",
-        Operator,
-        E::AdminFaults,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/models/{model}/versions/{version}/eval",
-        Operator,
-        E::AdminEval,
-    ),
-    route(Method::GET, "/admin/v1/audit", Operator, E::AdminAudit),
-    route(Method::GET, "/admin/v1/keys", Admin, E::KeysList),
-    route(Method::POST, "/admin/v1/keys", Admin, E::KeysCreate),
-    route(
-        Method::POST,
-        "/admin/v1/keys/{key}/revoke",
-        Admin,
-        E::KeyRevoke,
-    ),
-    route(
-        Method::POST,
-        "/admin/v1/keys/{key}/rotate",
-        Admin,
-        E::KeyRotate,
-    ),
-    route(Method::PUT, "/admin/v1/tenants/{tenant}", Admin, E::Tenant),
-    route(Method::GET, "/admin/v1/usage", Operator, E::Usage),
+    route(Method::GET,  "/",                                                  User,     E::Root),
+    route(Method::GET,  "/health",                                            Nothing,  E::Health),
+    route(Method::GET,  "/ready",                                             Nothing,  E::Ready),
+    route(Method::GET,  "/metrics",                                           Metrics,  E::Metrics),
+    route(Method::GET,  "/v1/models",                                         User,     E::Models),
+    route(Method::GET,  "/v1/models/{id}",                                    User,     E::Model).with_tail(),
+    route(Method::POST, "/tokenize",                                          User,     E::Tokenize),
+    route(Method::POST, "/detokenize",                                        User,     E::Detokenize),
+    route(Method::POST, "/v1/completions",                                    User,     E::Completions),
+    route(Method::POST, "/v1/chat/completions",                               User,     E::ChatCompletions),
+    route(Method::GET,  "/admin/v1/openapi.json",                             Operator, E::AdminOpenapi),
+    route(Method::GET,  "/admin/v1/models",                                   Operator, E::AdminModels),
+    route(Method::GET,  "/admin/v1/models/{model}",                           Operator, E::AdminModel),
+    route(Method::POST, "/admin/v1/models/{model}/versions",                  Operator, E::AdminRegister),
+    route(Method::GET,  "/admin/v1/models/{model}/versions/{version}",        Operator, E::AdminVersion),
+    route(Method::POST, "/admin/v1/models/{model}/deploy",                    Operator, E::AdminDeploy),
+    route(Method::POST, "/admin/v1/models/{model}/rollback",                  Operator, E::AdminRollback),
+    route(Method::POST, "/admin/v1/models/{model}/canary",                    Operator, E::AdminCanary),
+    route(Method::POST, "/admin/v1/models/{model}/shadow",                    Operator, E::AdminShadow),
+    route(Method::POST, "/admin/v1/models/{model}/promote",                   Operator, E::AdminPromote),
+    route(Method::POST, "/admin/v1/models/{model}/unload",                    Operator, E::AdminUnload),
+    route(Method::POST, "/admin/v1/models/{model}/versions/{version}/faults", Operator, E::AdminFaults),
+    route(Method::POST, "/admin/v1/models/{model}/versions/{version}/eval",   Operator, E::AdminEval),
+    route(Method::GET,  "/admin/v1/audit",                                    Operator, E::AdminAudit),
+    route(Method::GET,  "/admin/v1/keys",                                     Admin,    E::KeysList),
+    route(Method::POST, "/admin/v1/keys",                                     Admin,    E::KeysCreate),
+    route(Method::POST, "/admin/v1/keys/{key}/revoke",                        Admin,    E::KeyRevoke),
+    route(Method::POST, "/admin/v1/keys/{key}/rotate",                        Admin,    E::KeyRotate),
+    route(Method::PUT,  "/admin/v1/tenants/{tenant}",                         Admin,    E::Tenant),
+    route(Method::GET,  "/admin/v1/usage",                                    Operator, E::Usage),
 ];
 
 /// The values a route's path captured, by name.
@@ -227,10 +154,7 @@ pub enum Matched {
 /// `path` (without its query, trailing slashes ignored) and `method`
 /// against the table.
 pub fn find(method: &Method, path: &str) -> Matched {
-    let path = match path.trim_end_matches('/') {
-        "" => "/",
-        p => p,
-    };
+    let path = normalized(path);
     let mut allowed = Vec::new();
     let mut need = None;
     for r in ROUTES {
@@ -257,6 +181,14 @@ fn unknown_need(path: &str) -> Need {
         Operator
     } else {
         User
+    }
+}
+
+/// Trailing slashes do not make another path.
+fn normalized(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
     }
 }
 
@@ -288,10 +220,7 @@ fn capture(r: &Route, path: &str) -> Option<Params> {
 /// The label a path gets in metrics: its route's path, or `other`, so the
 /// label stays bounded whatever paths clients send.
 pub fn label(path: &str) -> &'static str {
-    let path = match path.trim_end_matches('/') {
-        "" => "/",
-        p => p,
-    };
+    let path = normalized(path);
     ROUTES
         .iter()
         .find(|r| capture(r, path).is_some())
